@@ -1,0 +1,25 @@
+# The two commands of the README: `make demo` (set up + run the main job) and `make test` (set up + run the tests).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test bench
+
+# torch first and pinned: any other torch spec pulls several GB of CUDA wheels (docs/STACK.md).
+$(BIN)/.llamo-installed: setup.cfg constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -c constraints.txt -e ".[test,train]"
+	touch $@
+
+setup: $(BIN)/.llamo-installed
+
+demo: setup
+	$(BIN)/python examples/run_default.py
+
+test: setup
+	$(BIN)/python -m pytest -q tests
+
+bench: setup
+	$(BIN)/python benchmarks/bench_model.py

@@ -1,0 +1,165 @@
+"""Configuration of LLaMo (Human Motion Instruction Tuning, CVPR 2025).
+
+The paper fixes the method (equations E1-E13 in docs/SPEC.md) but not the sizes; the defaults here are ours
+and are documented field by field. Invalid combinations raise at construction so a bad config never reaches
+a training run.
+"""
+
+
+from huggingface_hub.dataclasses import strict
+from transformers import AutoConfig
+from transformers.configuration_utils import PreTrainedConfig, SubConfigSpec
+
+FRAME_SELECTION_MODES = ("text_guided", "uniform")
+MOTION_ENCODER_TYPES = ("transformer", "conv")
+
+
+@strict
+class LlamoConfig(PreTrainedConfig):
+    r"""
+    Configuration of [`LlamoForConditionalGeneration`].
+
+    Args:
+        vision_config (`dict` or `PreTrainedConfig`, *optional*):
+            Vision tower applied per video frame (E1). SigLIP (`siglip_vision_model`) or CLIP (`clip_vision_model`).
+        text_config (`dict` or `PreTrainedConfig`, *optional*):
+            Any decoder-only causal language model of transformers (E12); Llama by default.
+        motion_feature_dim (`int`, defaults to 202):
+            Width of one motion frame as the processor writes it (`motion_representation`).
+        motion_representation (`str`, defaults to `"smpl22_rot6d_joints"`):
+            Name of the per-frame motion features this checkpoint takes; the processor converts inputs into it.
+        hidden_size (`int`, defaults to 512):
+            Width `d` of the motion/video streams and the Cross Talker.
+        num_attention_heads (`int`, defaults to 8):
+            Heads of every attention block of the streams (encoder, estimator, enhancer, Cross Talker).
+        intermediate_size (`int`, defaults to 1024):
+            Feed-forward width of those blocks.
+        motion_encoder_type (`str`, defaults to `"transformer"`):
+            Temporal encoder of E2: `"transformer"` or `"conv"` (1-D convolutions).
+        num_motion_encoder_layers (`int`, defaults to 2):
+            Depth of that temporal encoder.
+        num_estimator_layers (`int`, defaults to 2):
+            Depth of the Motion Estimator (video features -> motion features, used when only video is given).
+        num_enhancer_layers (`int`, defaults to 1):
+            Self-attention blocks per stream in the Motion Feature Enhancer (E3).
+        num_key_frames (`int`, defaults to 16):
+            K, the number of key frames (and of `<motion>` placeholder tokens per clip) (E6).
+        num_segments (`int`, defaults to 8):
+            Number of mean-pooled segments giving the global context (E9).
+        motion_token_id (`int`, defaults to 0):
+            Token id of the `<motion>` placeholder; set by the processor/builder once the tokenizer is extended.
+        estimator_loss_weight (`float`, defaults to 1.0):
+            Weight of the estimator's auxiliary regression loss when video and motion come together; 0 disables it.
+        frame_selection (`str`, defaults to `"text_guided"`):
+            `"text_guided"` (E5-E6) or `"uniform"` (ablation: K evenly spaced frames, no text scores).
+        use_enhancer (`bool`, defaults to `True`):
+            Whether the Motion Feature Enhancer (E3-E4) runs; without it video is not fused into motion.
+        use_adaptive_context (`bool`, defaults to `True`):
+            Whether key frames gather local (E7-E8) and global (E9) context.
+        use_bidirectional_fusion (`bool`, defaults to `True`):
+            Whether key frames and instruction text attend to each other (E10) and text is fed back (E11).
+        freeze_vision_tower (`bool`, defaults to `True`):
+            Vision tower frozen, as in the paper.
+        freeze_motion_encoder (`bool`, defaults to `False`):
+            The paper freezes a pretrained motion encoder; none public fits, so ours trains unless told.
+        max_timestamp (`float`, defaults to 600.0):
+            Longest clip, in seconds, the sinusoidal time encoding is scaled for.
+        projector_hidden_act (`str`, defaults to `"gelu"`):
+            Activation of the key-frame projector and of the stream feed-forwards.
+        motion_fps (`float`, defaults to 30.0):
+            Rate assumed for frame times when the caller gives no timestamps.
+        tie_word_embeddings (`bool`, defaults to `False`):
+            Follows the language model's own setting.
+    """
+
+    model_type = "llamo"
+    sub_configs_defaults = {
+        "vision_config": SubConfigSpec(
+            config_class=AutoConfig,
+            model_type="siglip_vision_model",
+            init_kwargs={
+                "hidden_size": 768,
+                "intermediate_size": 3072,
+                "num_hidden_layers": 12,
+                "num_attention_heads": 12,
+                "image_size": 224,
+                "patch_size": 16,
+            },
+        ),
+        "text_config": SubConfigSpec(config_class=AutoConfig, model_type="llama"),
+    }
+
+    vision_config: dict | PreTrainedConfig | None = None
+    text_config: dict | PreTrainedConfig | None = None
+    motion_feature_dim: int = 202
+    motion_representation: str = "smpl22_rot6d_joints"
+    hidden_size: int = 512
+    num_attention_heads: int = 8
+    intermediate_size: int = 1024
+    motion_encoder_type: str = "transformer"
+    num_motion_encoder_layers: int = 2
+    num_estimator_layers: int = 2
+    num_enhancer_layers: int = 1
+    num_key_frames: int = 16
+    num_segments: int = 8
+    motion_token_id: int = 0
+    estimator_loss_weight: float = 1.0
+    frame_selection: str = "text_guided"
+    use_enhancer: bool = True
+    use_adaptive_context: bool = True
+    use_bidirectional_fusion: bool = True
+    freeze_vision_tower: bool = True
+    freeze_motion_encoder: bool = False
+    max_timestamp: float = 600.0
+    projector_hidden_act: str = "gelu"
+    motion_fps: float = 30.0
+    tie_word_embeddings: bool = False
+
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        # Composite configs keep the language model's tying choice (SmolLM2 ties its embeddings).
+        if not self.tie_word_embeddings and getattr(self.text_config, "tie_word_embeddings", False):
+            self.tie_word_embeddings = True
+        self._check_values()
+
+    def _check_values(self):
+        def require(condition, message):
+            if not condition:
+                raise ValueError(f"LlamoConfig: {message}")
+
+        for name in ("motion_feature_dim", "hidden_size", "num_attention_heads", "intermediate_size",
+                     "num_key_frames", "num_segments"):
+            require(getattr(self, name) > 0, f"`{name}` must be positive, got {getattr(self, name)}.")
+        for name in ("num_motion_encoder_layers", "num_estimator_layers", "num_enhancer_layers"):
+            require(getattr(self, name) >= 0, f"`{name}` must be >= 0, got {getattr(self, name)}.")
+        require(
+            self.hidden_size % self.num_attention_heads == 0,
+            f"`hidden_size` ({self.hidden_size}) must be divisible by `num_attention_heads` "
+            f"({self.num_attention_heads}).",
+        )
+        require(
+            self.frame_selection in FRAME_SELECTION_MODES,
+            f"`frame_selection` must be one of {FRAME_SELECTION_MODES}, got {self.frame_selection!r}.",
+        )
+        require(
+            self.motion_encoder_type in MOTION_ENCODER_TYPES,
+            f"`motion_encoder_type` must be one of {MOTION_ENCODER_TYPES}, got {self.motion_encoder_type!r}.",
+        )
+        require(self.estimator_loss_weight >= 0, "`estimator_loss_weight` must be >= 0.")
+        require(self.max_timestamp > 0 and self.motion_fps > 0, "`max_timestamp` and `motion_fps` must be > 0.")
+        # Text-guided selection scores frames against the instruction; the bidirectional fusion and the text
+        # gate read the same instruction features. Both need a language model that exposes input embeddings,
+        # which every decoder-only model has, so only the vocabulary can be checked here.
+        vocab_size = getattr(self.text_config, "vocab_size", None)
+        require(
+            vocab_size is None or 0 <= self.motion_token_id < vocab_size,
+            f"`motion_token_id` ({self.motion_token_id}) must be a valid token id of the language model "
+            f"(vocab_size={vocab_size}).",
+        )
+        require(
+            getattr(self.text_config, "is_encoder_decoder", False) is False,
+            "`text_config` must describe a decoder-only causal language model.",
+        )
+
+
+__all__ = ["LlamoConfig"]

@@ -1,0 +1,894 @@
+"""LLaMo: a language model that reads human motion (and video) in its native continuous form.
+
+Layout follows transformers' multimodal models (LLaVA-NeXT-Video, Qwen2-VL): `LlamoPreTrainedModel`,
+`LlamoModel` (encoders + Cross Talker + language model backbone) and `LlamoForConditionalGeneration`
+(adds the LM head, the loss and generation). Each module names the equation of docs/SPEC.md (E1-E13) it
+implements.
+
+Media come per *clip*, in the order their `<motion>` markers appear in the batch (row 0's clips first).
+Every clip is expanded by the processor into `num_key_frames` (K) placeholder tokens; a clip may carry video
+frames, motion frames, or both on one shared timeline (same T, same mask).
+
+Decisions the paper leaves open (SPEC.md section 7), made here:
+- Positional information: sinusoidal encoding of each frame's timestamp (in frames at `motion_fps`), added to
+  both streams before any attention, so order and spacing survive the top-K selection.
+- Estimator: a temporal transformer over the encoded video frames with a linear read-out, regressed (MSE over
+  valid frames) onto the *detached* motion encoding, so video never pulls the motion encoder toward itself.
+- Key-frame selection gradient: straight-through. The chosen features are multiplied by
+  `1 + s - stop_grad(s)`, which is 1 in the forward pass (features unchanged) and gives d/ds = feature in the
+  backward pass, so W_Q and W_K learn which frames help the answer.
+- Fewer than K valid frames: every frame is kept and frames are repeated in time order to fill the K slots.
+- Adaptive window: the hard window `|j-k| <= r_k T` of E7 is relaxed to the bias `log sigmoid((r_k T - |j-k|)/tau)`
+  with tau = 1 frame: ~0 inside, falling linearly outside, so r_k gets a gradient.
+- Segments: `num_segments` contiguous, equal shares of the valid frames, mean-pooled; empty ones are masked.
+- Several clips in one conversation: each clip is processed on its own and guided by its own row's
+  instruction tokens; their fused text features are summed into that row.
+"""
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import AutoModel, GenerationMixin, PreTrainedModel
+from transformers.activations import ACT2FN
+from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
+from transformers.utils import ModelOutput
+
+from .configuration_llamo import LlamoConfig
+
+CLIP_INPUT_NAMES = ("pixel_values_videos", "frame_mask", "motion_values", "motion_mask", "frame_timestamps")
+"""Model inputs that hold one entry per clip (not per batch row)."""
+
+PREFILL_ONLY_INPUT_NAMES = CLIP_INPUT_NAMES + ("guidance_mask",)
+"""Inputs consumed at prefill; decode steps read the KV cache instead, so media are encoded exactly once."""
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Outputs
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class LlamoMediaOutput(ModelOutput):
+    """What the motion/video path produced for each clip.
+
+    Args:
+        key_frame_embeds (`torch.FloatTensor` of shape `(num_clips, K, text_hidden_size)`):
+            Projected key-frame features written into the `<motion>` placeholders (E11).
+        text_embeds_delta (`torch.FloatTensor` of shape `(batch_size, seq_len, text_hidden_size)`, *optional*):
+            Gated fused-text features added to the instruction token embeddings (E10-E11).
+        key_frame_indices (`torch.LongTensor` of shape `(num_clips, K)`):
+            Frame index (on the clip's timeline) of each key frame, in time order.
+        frame_scores (`torch.FloatTensor` of shape `(num_clips, T)`):
+            Score `s_j` of every frame (E6); 0 on padding frames.
+        window_radii (`torch.FloatTensor` of shape `(num_clips, K)`, *optional*):
+            Adaptive window ratio `r_k` of each key frame (E7).
+        estimator_loss (`torch.FloatTensor`, *optional*):
+            Auxiliary regression loss of the Motion Estimator on clips that have both video and motion.
+    """
+
+    key_frame_embeds: torch.FloatTensor | None = None
+    text_embeds_delta: torch.FloatTensor | None = None
+    key_frame_indices: torch.LongTensor | None = None
+    frame_scores: torch.FloatTensor | None = None
+    window_radii: torch.FloatTensor | None = None
+    estimator_loss: torch.FloatTensor | None = None
+
+
+@dataclass
+class LlamoModelOutputWithPast(BaseModelOutputWithPast):
+    """[`BaseModelOutputWithPast`] plus what the question selected: see [`LlamoMediaOutput`]."""
+
+    key_frame_indices: torch.LongTensor | None = None
+    frame_scores: torch.FloatTensor | None = None
+    window_radii: torch.FloatTensor | None = None
+    estimator_loss: torch.FloatTensor | None = None
+
+
+@dataclass
+class LlamoCausalLMOutputWithPast(CausalLMOutputWithPast):
+    """[`CausalLMOutputWithPast`] plus what the question selected: see [`LlamoMediaOutput`]."""
+
+    key_frame_indices: torch.LongTensor | None = None
+    frame_scores: torch.FloatTensor | None = None
+    window_radii: torch.FloatTensor | None = None
+    estimator_loss: torch.FloatTensor | None = None
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Building blocks shared by every stream
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def masked_attention(query, key, value, key_mask=None, attn_bias=None):
+    """Scaled dot-product attention over `(N, heads, T, head_dim)` tensors.
+
+    `key_mask` (N, Tk) marks keys that may be attended to; `attn_bias` (N, Tq, Tk) is added to the logits.
+    Rows with no valid key (e.g. an instruction-less prompt) return zeros instead of NaN.
+    """
+    mask = None
+    no_valid_key = None
+    if key_mask is not None:
+        key_mask = key_mask.bool()
+        no_valid_key = ~key_mask.any(-1)  # (N,)
+        # A row with nothing to attend to would softmax over -inf only; give it every key and zero it below.
+        key_mask = key_mask | no_valid_key[:, None]
+        mask = torch.zeros(key_mask.shape, dtype=query.dtype, device=query.device)
+        mask = mask.masked_fill(~key_mask, torch.finfo(query.dtype).min)[:, None, None, :]
+    if attn_bias is not None:
+        bias = attn_bias[:, None].to(query.dtype)
+        mask = bias if mask is None else mask + bias
+    out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask)
+    if no_valid_key is not None and bool(no_valid_key.any()):
+        out = out.masked_fill(no_valid_key[:, None, None, None], 0.0)
+    return out
+
+
+class LlamoAttention(nn.Module):
+    """Multi-head attention used by every block of the streams (self-, cross-, windowed and segment attention)."""
+
+    def __init__(self, config: LlamoConfig):
+        super().__init__()
+        self.num_heads = config.num_attention_heads
+        self.head_dim = config.hidden_size // config.num_attention_heads
+        self.q_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.k_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.v_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.o_proj = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def _split(self, x):
+        return x.view(*x.shape[:2], self.num_heads, self.head_dim).transpose(1, 2)
+
+    def forward(self, hidden_states, context, key_mask=None, attn_bias=None):
+        q, k, v = self._split(self.q_proj(hidden_states)), self._split(self.k_proj(context)), self._split(self.v_proj(context))
+        out = masked_attention(q, k, v, key_mask=key_mask, attn_bias=attn_bias)
+        return self.o_proj(out.transpose(1, 2).reshape(hidden_states.shape))
+
+
+class LlamoAttentionBlock(nn.Module):
+    """Pre-norm residual block `x + Attn(norm(x), norm(context)) + FFN`.
+
+    Self-attention when `context` is None (E3), cross-attention otherwise (E4, E8, E9, E10).
+    """
+
+    def __init__(self, config: LlamoConfig):
+        super().__init__()
+        self.norm_query = nn.LayerNorm(config.hidden_size)
+        self.norm_context = nn.LayerNorm(config.hidden_size)
+        self.attention = LlamoAttention(config)
+        self.norm_ffn = nn.LayerNorm(config.hidden_size)
+        self.ffn = nn.Sequential(
+            nn.Linear(config.hidden_size, config.intermediate_size),
+            ACT2FN[config.projector_hidden_act],
+            nn.Linear(config.intermediate_size, config.hidden_size),
+        )
+
+    def forward(self, hidden_states, context=None, key_mask=None, attn_bias=None):
+        query = self.norm_query(hidden_states)
+        context = query if context is None else self.norm_context(context)
+        hidden_states = hidden_states + self.attention(query, context, key_mask=key_mask, attn_bias=attn_bias)
+        return hidden_states + self.ffn(self.norm_ffn(hidden_states))
+
+
+class LlamoTemporalStack(nn.Module):
+    """A stack of self-attention blocks over time, padding frames masked out of every key set."""
+
+    def __init__(self, config: LlamoConfig, num_layers: int):
+        super().__init__()
+        self.layers = nn.ModuleList(LlamoAttentionBlock(config) for _ in range(num_layers))
+
+    def forward(self, hidden_states, frame_mask):
+        for layer in self.layers:
+            hidden_states = layer(hidden_states, key_mask=frame_mask)
+        return hidden_states
+
+
+class LlamoTimeEncoding(nn.Module):
+    """Sinusoidal encoding of frame timestamps (seconds), so temporal order survives key-frame selection.
+
+    Times are expressed in frames at `motion_fps`, so one frame step has the resolution of a position index.
+    """
+
+    def __init__(self, config: LlamoConfig):
+        super().__init__()
+        self.frames_per_second = config.motion_fps
+        half = config.hidden_size // 2
+        max_position = config.max_timestamp * config.motion_fps
+        inv_freq = torch.exp(-math.log(max_position) * torch.arange(half, dtype=torch.float32) / max(half - 1, 1))
+        self.register_buffer("inv_freq", inv_freq, persistent=False)
+        self.hidden_size = config.hidden_size
+
+    def forward(self, timestamps):
+        angles = (timestamps.float() * self.frames_per_second)[..., None] * self.inv_freq
+        encoding = torch.cat([angles.sin(), angles.cos()], dim=-1)
+        if encoding.shape[-1] < self.hidden_size:  # odd widths
+            encoding = F.pad(encoding, (0, self.hidden_size - encoding.shape[-1]))
+        return encoding
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Module 1: multimodal feature extraction (E1-E4)
+# ----------------------------------------------------------------------------------------------------------------
+
+
+class LlamoFrameEncoder(nn.Module):
+    """E1 `F_V = f_v(V)`: the vision tower per frame, pooled to one vector, mapped to width d.
+
+    Only valid frames go through the tower, so padding costs nothing.
+    """
+
+    def __init__(self, config: LlamoConfig):
+        super().__init__()
+        self.vision_tower = AutoModel.from_config(config.vision_config)
+        self.proj = nn.Linear(config.vision_config.hidden_size, config.hidden_size)
+
+    def forward(self, pixel_values_videos, frame_mask):
+        num_clips, num_frames = pixel_values_videos.shape[:2]
+        valid = frame_mask.bool()
+        frames = pixel_values_videos[valid].to(self.proj.weight.dtype)
+        features = pixel_values_videos.new_zeros(num_clips, num_frames, self.proj.out_features, dtype=self.proj.weight.dtype)
+        if frames.shape[0] == 0:
+            return features
+        tower_out = self.vision_tower(pixel_values=frames)
+        pooled = getattr(tower_out, "pooler_output", None)
+        if pooled is None:  # towers without a pooling head: mean over patches
+            pooled = tower_out.last_hidden_state.mean(dim=1)
+        features = features.masked_scatter(valid[..., None], self.proj(pooled))
+        return features
+
+
+class LlamoMotionEncoder(nn.Module):
+    """E2 `F_M = f_m(M)`: a per-frame MLP then a temporal encoder, one feature per motion frame.
+
+    No downsampling and no quantisation: motion stays continuous, frame by frame.
+    """
+
+    def __init__(self, config: LlamoConfig):
+        super().__init__()
+        self.frame_mlp = nn.Sequential(
+            nn.Linear(config.motion_feature_dim, config.hidden_size),
+            ACT2FN[config.projector_hidden_act],
+            nn.Linear(config.hidden_size, config.hidden_size),
+        )
+        self.encoder_type = config.motion_encoder_type
+        if config.motion_encoder_type == "transformer":
+            self.temporal = LlamoTemporalStack(config, config.num_motion_encoder_layers)
+        else:
+            self.temporal = nn.ModuleList(
+                nn.Conv1d(config.hidden_size, config.hidden_size, kernel_size=3, padding=1)
+                for _ in range(config.num_motion_encoder_layers)
+            )
+        self.act = ACT2FN[config.projector_hidden_act]
+
+    def forward(self, motion_values, motion_mask, time_encoding):
+        hidden = self.frame_mlp(motion_values) + time_encoding
+        if self.encoder_type == "transformer":
+            return self.temporal(hidden, motion_mask)
+        keep = motion_mask[..., None].to(hidden.dtype)
+        for conv in self.temporal:  # residual 1-D convolutions; padding frames zeroed so they leak nothing
+            hidden = hidden + self.act(conv((hidden * keep).transpose(1, 2)).transpose(1, 2))
+        return hidden * keep
+
+
+class LlamoMotionEstimator(nn.Module):
+    """Estimates motion features from video features when a clip has no motion (SPEC.md, Motion Estimator).
+
+    Trained with an auxiliary regression loss toward the encoded real motion on clips that have both.
+    """
+
+    def __init__(self, config: LlamoConfig):
+        super().__init__()
+        self.temporal = LlamoTemporalStack(config, config.num_estimator_layers)
+        self.norm = nn.LayerNorm(config.hidden_size)
+        self.out = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def forward(self, video_features, frame_mask):
+        return self.out(self.norm(self.temporal(video_features, frame_mask)))
+
+
+class LlamoMotionFeatureEnhancer(nn.Module):
+    """E3 `F'_V = F_V + SelfAttn(F_V)`, `F'_M = F_M + SelfAttn(F_M)` and E4 `F~_M = F'_M + CrossAttn(F'_M, F'_V)`.
+
+    Video reaches the language model only through `F~_M`.
+    """
+
+    def __init__(self, config: LlamoConfig):
+        super().__init__()
+        self.video_self = LlamoTemporalStack(config, config.num_enhancer_layers)
+        self.motion_self = LlamoTemporalStack(config, config.num_enhancer_layers)
+        self.motion_queries_video = LlamoAttentionBlock(config)
+
+    def forward(self, motion_features, motion_mask, video_features=None, frame_mask=None, has_video=None):
+        motion_features = self.motion_self(motion_features, motion_mask)
+        if video_features is None:
+            return motion_features
+        video_features = self.video_self(video_features, frame_mask)
+        fused = self.motion_queries_video(motion_features, video_features, key_mask=frame_mask)
+        # Clips without video skip E4.
+        return torch.where(has_video[:, None, None], fused, motion_features)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Module 2: Cross Talker (E5-E11)
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def valid_frame_order(frame_mask):
+    """Indices of each clip's valid frames first (in time order), then its padding; and the valid counts."""
+    order = torch.argsort((~frame_mask.bool()).to(torch.int8), dim=-1, stable=True)
+    return order, frame_mask.bool().sum(-1)
+
+
+def uniform_frame_indices(frame_mask, num_key_frames):
+    """K evenly spaced valid frames per clip (bin centres); with fewer than K frames, all kept and repeated."""
+    order, lengths = valid_frame_order(frame_mask)
+    slots = torch.arange(num_key_frames, device=frame_mask.device, dtype=torch.float32) + 0.5
+    ranks = torch.floor(slots[None, :] * lengths[:, None].float() / num_key_frames).long()
+    ranks = torch.minimum(ranks, (lengths[:, None] - 1).clamp(min=0))
+    return torch.gather(order, 1, ranks)
+
+
+def frame_ranks(frame_mask):
+    """Position of each frame among its clip's valid frames (0..n-1); padding frames get -1."""
+    mask = frame_mask.bool()
+    return torch.where(mask, mask.long().cumsum(-1) - 1, torch.full_like(mask, -1, dtype=torch.long))
+
+
+class LlamoCrossTalker(nn.Module):
+    """Module 2 of the paper: the question picks the moments that matter, which then gather context.
+
+    - E5 `A = softmax_frames(F_T W_Q (F~_M W_K)^T / sqrt(d))` over the instruction tokens `F_T`.
+    - E6 `s_j = max_i A_ij`, top-K frames re-sorted in time, straight-through gradient to W_Q, W_K.
+    - E7 adaptive window ratio `r_k = sigmoid(w^T f_k)` per key frame.
+    - E8 local context: key frame attends to the frames of its window.
+    - E9 global context: key frame attends to `num_segments` mean-pooled segments.
+    - E10 bidirectional fusion: key frames attend to text, text attends to key frames.
+    """
+
+    def __init__(self, config: LlamoConfig):
+        super().__init__()
+        self.config = config
+        self.num_key_frames = config.num_key_frames
+        self.num_segments = config.num_segments
+        self.text_proj = nn.Linear(config.text_config.hidden_size, config.hidden_size)
+        self.w_q = nn.Linear(config.hidden_size, config.hidden_size, bias=False)
+        self.w_k = nn.Linear(config.hidden_size, config.hidden_size, bias=False)
+        if config.use_adaptive_context:
+            self.window_head = nn.Linear(config.hidden_size, 1)
+            self.local_context = LlamoAttentionBlock(config)
+            self.global_context = LlamoAttentionBlock(config)
+        if config.use_bidirectional_fusion:
+            self.frames_attend_text = LlamoAttentionBlock(config)
+            self.text_attends_frames = LlamoAttentionBlock(config)
+
+    def frame_scores(self, text_features, text_mask, motion_features, frame_mask):
+        """E5-E6: per-frame scores, 0 on padding frames. Clips with no instruction token get uniform scores."""
+        query = self.w_q(text_features)
+        key = self.w_k(motion_features)
+        logits = query @ key.transpose(1, 2) / math.sqrt(query.shape[-1])  # (N, L, T)
+        logits = logits.masked_fill(~frame_mask.bool()[:, None, :], float("-inf"))
+        attention = logits.softmax(dim=-1)  # softmax over frames
+        attention = attention.masked_fill(~text_mask.bool()[:, :, None], float("-inf"))
+        scores = attention.max(dim=1).values  # max over instruction tokens
+        has_text = text_mask.bool().any(-1)
+        uniform = frame_mask.float() / frame_mask.float().sum(-1, keepdim=True).clamp(min=1)
+        return torch.where(has_text[:, None], scores, uniform).masked_fill(~frame_mask.bool(), 0.0), has_text
+
+    def select_key_frames(self, scores, frame_mask, has_text):
+        """E6: top-K valid frames by score, in time order. Fewer than K valid frames: all, repeated in order."""
+        num_clips, num_frames = scores.shape
+        uniform = uniform_frame_indices(frame_mask, self.num_key_frames)
+        if self.config.frame_selection == "uniform" or num_frames < self.num_key_frames:
+            return uniform
+        masked = scores.masked_fill(~frame_mask.bool(), float("-inf"))
+        top = masked.topk(self.num_key_frames, dim=-1).indices.sort(dim=-1).values
+        use_top = (frame_mask.bool().sum(-1) >= self.num_key_frames) & has_text
+        return torch.where(use_top[:, None], top, uniform)
+
+    def window_bias(self, radii, key_indices, frame_mask):
+        """E7 relaxed: `log sigmoid((r_k T - |j - k|) / 1 frame)`, distances counted in valid frames."""
+        ranks = frame_ranks(frame_mask).float()  # (N, T)
+        key_ranks = torch.gather(ranks, 1, key_indices)  # (N, K)
+        lengths = frame_mask.float().sum(-1, keepdim=True)  # (N, 1)
+        distance = (ranks[:, None, :] - key_ranks[:, :, None]).abs()  # (N, K, T)
+        return F.logsigmoid(radii[..., None] * lengths[..., None] - distance)
+
+    def segment_features(self, motion_features, frame_mask):
+        """E9's `F_seg`: `num_segments` contiguous, equal shares of the valid frames, mean-pooled."""
+        ranks = frame_ranks(frame_mask)
+        lengths = frame_mask.long().sum(-1, keepdim=True).clamp(min=1)
+        segment_of_frame = torch.div(ranks.clamp(min=0) * self.num_segments, lengths, rounding_mode="floor")
+        weights = F.one_hot(segment_of_frame, self.num_segments).to(motion_features.dtype)  # (N, T, S)
+        weights = weights * frame_mask[..., None].to(motion_features.dtype)
+        counts = weights.sum(1)  # (N, S)
+        pooled = weights.transpose(1, 2) @ motion_features / counts.clamp(min=1)[..., None]
+        return pooled, counts > 0
+
+    def forward(self, motion_features, frame_mask, text_embeds, text_mask):
+        text_features = self.text_proj(text_embeds)
+        scores, has_text = self.frame_scores(text_features, text_mask, motion_features, frame_mask)
+        key_indices = self.select_key_frames(scores, frame_mask, has_text)
+        gather_index = key_indices[..., None].expand(-1, -1, motion_features.shape[-1])
+        key_features = torch.gather(motion_features, 1, gather_index)
+        if self.config.frame_selection == "text_guided":
+            # Straight-through: value unchanged, gradient d/ds = feature reaches W_Q and W_K (E6).
+            key_scores = torch.gather(scores, 1, key_indices)[..., None]
+            key_features = key_features * (1.0 + key_scores - key_scores.detach())
+
+        radii = None
+        if self.config.use_adaptive_context:
+            radii = torch.sigmoid(self.window_head(key_features)).squeeze(-1)  # E7
+            bias = self.window_bias(radii, key_indices, frame_mask)
+            key_features = self.local_context(key_features, motion_features, key_mask=frame_mask, attn_bias=bias)  # E8
+            segments, segment_mask = self.segment_features(motion_features, frame_mask)
+            key_features = self.global_context(key_features, segments, key_mask=segment_mask)  # E9
+
+        fused_text = None
+        if self.config.use_bidirectional_fusion:  # E10, both directions read the same inputs
+            frames_out = self.frames_attend_text(key_features, text_features, key_mask=text_mask)
+            fused_text = self.text_attends_frames(text_features, key_features)
+            key_features = frames_out
+        return key_features, fused_text, key_indices, scores, radii
+
+
+class LlamoMultiModalProjector(nn.Module):
+    """E11: key-frame features (width d) to the language model's width, for the `<motion>` placeholders."""
+
+    def __init__(self, config: LlamoConfig):
+        super().__init__()
+        text_hidden = config.text_config.hidden_size
+        self.linear_1 = nn.Linear(config.hidden_size, text_hidden)
+        self.act = ACT2FN[config.projector_hidden_act]
+        self.linear_2 = nn.Linear(text_hidden, text_hidden)
+
+    def forward(self, features):
+        return self.linear_2(self.act(self.linear_1(features)))
+
+
+class LlamoTextGate(nn.Module):
+    """E11's text half: fused text features back to the LM width, through a zero-initialised gate.
+
+    At initialisation the gate is 0, so an untrained Cross Talker leaves the language model's behaviour intact.
+    """
+
+    def __init__(self, config: LlamoConfig):
+        super().__init__()
+        self.proj = nn.Linear(config.hidden_size, config.text_config.hidden_size)
+        self.gate = nn.Parameter(torch.zeros(config.text_config.hidden_size))
+
+    def forward(self, fused_text):
+        return self.gate * self.proj(fused_text)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Models
+# ----------------------------------------------------------------------------------------------------------------
+
+
+class LlamoPreTrainedModel(PreTrainedModel):
+    config: LlamoConfig
+    config_class = LlamoConfig
+    base_model_prefix = "model"
+    input_modalities = ("video", "text")
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_flex_attn = True
+    _supports_attention_backend = True
+    _no_split_modules = ["LlamoAttentionBlock"]
+
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if isinstance(module, LlamoTextGate):
+            with torch.no_grad():
+                module.gate.zero_()
+
+
+def check_finite(name, tensor):
+    if tensor is not None and tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+        bad = int((~torch.isfinite(tensor)).sum())
+        raise ValueError(f"`{name}` contains {bad} NaN/Inf value(s); expected finite numbers (shape {tuple(tensor.shape)}).")
+
+
+class LlamoModel(LlamoPreTrainedModel):
+    """Encoders, Motion Feature Enhancer, Cross Talker, projector and the language model backbone (no LM head)."""
+
+    def __init__(self, config: LlamoConfig):
+        super().__init__(config)
+        self.frame_encoder = LlamoFrameEncoder(config)
+        self.motion_encoder = LlamoMotionEncoder(config)
+        self.motion_estimator = LlamoMotionEstimator(config)
+        self.time_encoding = LlamoTimeEncoding(config)
+        self.enhancer = LlamoMotionFeatureEnhancer(config) if config.use_enhancer else None
+        self.cross_talker = LlamoCrossTalker(config)
+        self.multi_modal_projector = LlamoMultiModalProjector(config)
+        self.text_gate = LlamoTextGate(config) if config.use_bidirectional_fusion else None
+        self.language_model = AutoModel.from_config(config.text_config)
+        self.post_init()
+        self.apply_freezing()
+
+    def apply_freezing(self):
+        """Freezes what the config says is frozen (vision tower by default, as in the paper)."""
+        self.frame_encoder.vision_tower.requires_grad_(not self.config.freeze_vision_tower)
+        if self.config.freeze_motion_encoder:
+            self.motion_encoder.requires_grad_(False)
+
+    def get_input_embeddings(self):
+        return self.language_model.get_input_embeddings()
+
+    def set_input_embeddings(self, value):
+        self.language_model.set_input_embeddings(value)
+
+    # ---- placeholders ------------------------------------------------------------------------------------------
+
+    def get_placeholder_mask(self, input_ids, inputs_embeds):
+        """Positions of the `<motion>` placeholder tokens, from ids or, without ids, from their embedding."""
+        if input_ids is not None:
+            return input_ids == self.config.motion_token_id
+        placeholder = self.get_input_embeddings()(
+            torch.tensor(self.config.motion_token_id, dtype=torch.long, device=inputs_embeds.device)
+        )
+        return (inputs_embeds == placeholder).all(-1)
+
+    def clip_rows(self, placeholder_mask, num_clips):
+        """Batch row of every clip, from the placeholder counts; raises if counts and media disagree."""
+        k = self.config.num_key_frames
+        per_row = placeholder_mask.long().sum(-1)
+        total = int(per_row.sum())
+        if total != num_clips * k:
+            raise ValueError(
+                f"Found {total} `<motion>` placeholder tokens in the prompt but {num_clips} clip(s) of media, which "
+                f"need {num_clips} x num_key_frames ({k}) = {num_clips * k} placeholders. Let the processor expand "
+                f"one `<motion>` marker per clip."
+            )
+        if bool((per_row % k != 0).any()):
+            raise ValueError(
+                f"Each batch row must hold a multiple of num_key_frames ({k}) placeholder tokens, got {per_row.tolist()}."
+            )
+        return torch.repeat_interleave(torch.arange(per_row.shape[0], device=per_row.device), per_row // k)
+
+    # ---- media ---------------------------------------------------------------------------------------------------
+
+    def _check_media(self, pixel_values_videos, frame_mask, motion_values, motion_mask):
+        if motion_values is not None:
+            if motion_values.dim() != 3 or motion_values.shape[-1] != self.config.motion_feature_dim:
+                raise ValueError(
+                    f"`motion_values` must have shape (num_clips, frames, {self.config.motion_feature_dim}) for "
+                    f"representation {self.config.motion_representation!r}, got {tuple(motion_values.shape)}."
+                )
+            check_finite("motion_values", motion_values)
+        if pixel_values_videos is not None:
+            if pixel_values_videos.dim() != 5:
+                raise ValueError(
+                    "`pixel_values_videos` must have shape (num_clips, frames, channels, height, width), got "
+                    f"{tuple(pixel_values_videos.shape)}."
+                )
+            check_finite("pixel_values_videos", pixel_values_videos)
+        if pixel_values_videos is not None and motion_values is not None and pixel_values_videos.shape[0] != motion_values.shape[0]:
+            raise ValueError(
+                f"`pixel_values_videos` has {pixel_values_videos.shape[0]} clips but `motion_values` has "
+                f"{motion_values.shape[0]}; give one entry per clip in both (all-zero mask for a missing modality)."
+            )
+        for name, values, mask in (("frame_mask", pixel_values_videos, frame_mask), ("motion_mask", motion_values, motion_mask)):
+            if values is not None and mask is not None and tuple(mask.shape) != tuple(values.shape[:2]):
+                raise ValueError(f"`{name}` must have shape {tuple(values.shape[:2])}, got {tuple(mask.shape)}.")
+
+    def get_media_features(
+        self,
+        text_embeds: torch.Tensor,
+        guidance_mask: torch.Tensor,
+        clip_rows: torch.LongTensor,
+        pixel_values_videos: torch.Tensor | None = None,
+        frame_mask: torch.Tensor | None = None,
+        motion_values: torch.Tensor | None = None,
+        motion_mask: torch.Tensor | None = None,
+        frame_timestamps: torch.Tensor | None = None,
+    ) -> LlamoMediaOutput:
+        """Runs E1-E11 for every clip and returns the placeholder embeddings and the selection it made.
+
+        Args:
+            text_embeds: `(batch, seq_len, text_hidden)` input embeddings of the prompt (the instruction source).
+            guidance_mask: `(batch, seq_len)` 1 on instruction tokens.
+            clip_rows: `(num_clips,)` batch row of each clip.
+        """
+        self._check_media(pixel_values_videos, frame_mask, motion_values, motion_mask)
+        ref = motion_values if motion_values is not None else pixel_values_videos
+        num_clips, dtype, device = ref.shape[0], self.multi_modal_projector.linear_1.weight.dtype, ref.device
+        lengths = [t.shape[1] for t in (pixel_values_videos, motion_values) if t is not None]
+        num_frames = max(lengths)
+
+        def padded_mask(mask, values):
+            if values is None:
+                return torch.zeros(num_clips, num_frames, dtype=torch.bool, device=device)
+            mask = torch.ones(values.shape[:2], dtype=torch.bool, device=device) if mask is None else mask.bool()
+            return F.pad(mask, (0, num_frames - mask.shape[1]))
+
+        frame_mask = padded_mask(frame_mask, pixel_values_videos)
+        motion_mask = padded_mask(motion_mask, motion_values)
+        has_video, has_motion = frame_mask.any(-1), motion_mask.any(-1)
+        if not bool((has_video | has_motion).all()):
+            empty = (~(has_video | has_motion)).nonzero().flatten().tolist()
+            raise ValueError(f"Clip(s) {empty} have neither valid video frames nor valid motion frames (all-zero masks).")
+        # One timeline per clip: the motion's when it has motion, else the video's.
+        timeline_mask = torch.where(has_motion[:, None], motion_mask, frame_mask)
+        if frame_timestamps is None:
+            frame_timestamps = torch.arange(num_frames, device=device, dtype=torch.float32)[None].expand(num_clips, -1) / self.config.motion_fps
+        else:
+            check_finite("frame_timestamps", frame_timestamps)
+            frame_timestamps = F.pad(frame_timestamps.float(), (0, num_frames - frame_timestamps.shape[1]))
+        time_encoding = self.time_encoding(frame_timestamps).to(dtype)
+
+        video_features = None
+        if pixel_values_videos is not None:
+            video_features = self.frame_encoder(pixel_values_videos, frame_mask[:, : pixel_values_videos.shape[1]])  # E1
+            video_features = F.pad(video_features, (0, 0, 0, num_frames - video_features.shape[1])) + time_encoding
+
+        motion_features, estimator_loss = None, None
+        if motion_values is not None:
+            motion_values = F.pad(motion_values.to(dtype), (0, 0, 0, num_frames - motion_values.shape[1]))
+            motion_features = self.motion_encoder(motion_values, motion_mask, time_encoding)  # E2
+        if video_features is not None:
+            estimated = self.motion_estimator(video_features, frame_mask)
+            both = has_video & has_motion
+            if motion_features is not None and bool(both.any()) and self.config.estimator_loss_weight > 0:
+                weight = (frame_mask & motion_mask & both[:, None]).to(dtype)[..., None]
+                error = (estimated - motion_features.detach()).pow(2) * weight
+                estimator_loss = error.sum() / (weight.sum() * estimated.shape[-1]).clamp(min=1)
+            motion_features = estimated if motion_features is None else torch.where(has_motion[:, None, None], motion_features, estimated)
+
+        if self.enhancer is not None:  # E3-E4
+            motion_features = self.enhancer(motion_features, timeline_mask, video_features, frame_mask, has_video)
+
+        clip_text = text_embeds[clip_rows].to(dtype)
+        clip_guidance = guidance_mask[clip_rows].bool()
+        key_features, fused_text, key_indices, scores, radii = self.cross_talker(
+            motion_features, timeline_mask, clip_text, clip_guidance
+        )
+        key_frame_embeds = self.multi_modal_projector(key_features)  # E11
+
+        text_delta = None
+        if fused_text is not None:
+            per_clip = self.text_gate(fused_text) * clip_guidance[..., None].to(dtype)
+            text_delta = torch.zeros_like(text_embeds, dtype=per_clip.dtype).index_add(0, clip_rows, per_clip)
+        return LlamoMediaOutput(
+            key_frame_embeds=key_frame_embeds,
+            text_embeds_delta=text_delta,
+            key_frame_indices=key_indices,
+            frame_scores=scores,
+            window_radii=radii,
+            estimator_loss=estimator_loss,
+        )
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        cache=None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        pixel_values_videos: torch.FloatTensor | None = None,
+        frame_mask: torch.Tensor | None = None,
+        motion_values: torch.FloatTensor | None = None,
+        motion_mask: torch.Tensor | None = None,
+        frame_timestamps: torch.FloatTensor | None = None,
+        guidance_mask: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        **kwargs,
+    ) -> LlamoModelOutputWithPast:
+        r"""
+        pixel_values_videos (`torch.FloatTensor` of shape `(num_clips, frames, channels, height, width)`, *optional*):
+            Video frames per clip, as the processor prepares them.
+        frame_mask (`torch.Tensor` of shape `(num_clips, frames)`, *optional*):
+            1 on real video frames, 0 on padding (all zeros for a clip without video).
+        motion_values (`torch.FloatTensor` of shape `(num_clips, frames, motion_feature_dim)`, *optional*):
+            Canonical motion features per clip.
+        motion_mask (`torch.Tensor` of shape `(num_clips, frames)`, *optional*):
+            1 on real motion frames, 0 on padding (all zeros for a clip without motion).
+        frame_timestamps (`torch.FloatTensor` of shape `(num_clips, frames)`, *optional*):
+            Time of every frame in seconds (the clip's shared timeline); defaults to `index / motion_fps`.
+        guidance_mask (`torch.Tensor` of shape `(batch_size, seq_len)`, *optional*):
+            1 on the instruction tokens that guide key-frame selection; defaults to every attended,
+            non-placeholder token.
+        """
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("You must specify exactly one of `input_ids` or `inputs_embeds`.")
+        if input_ids is not None and input_ids.numel() and int(input_ids.max()) >= self.get_input_embeddings().num_embeddings:
+            raise ValueError(
+                f"`input_ids` holds token id {int(input_ids.max())} but the language model has "
+                f"{self.get_input_embeddings().num_embeddings} embeddings; resize them after adding tokens."
+            )
+        if inputs_embeds is None:
+            inputs_embeds = self.get_input_embeddings()(input_ids)
+
+        has_media = motion_values is not None or pixel_values_videos is not None
+        placeholder_mask = self.get_placeholder_mask(input_ids, inputs_embeds)
+        media = LlamoMediaOutput()
+        if has_media:
+            num_clips = (motion_values if motion_values is not None else pixel_values_videos).shape[0]
+            if not bool(placeholder_mask.any()):
+                raise ValueError(
+                    f"Got media for {num_clips} clip(s) but the prompt has no `<motion>` placeholder token "
+                    f"(id {self.config.motion_token_id}); put one `<motion>` marker per clip in the text and let the "
+                    "processor expand it."
+                )
+            clip_rows = self.clip_rows(placeholder_mask, num_clips)
+            if guidance_mask is None:
+                guidance_mask = ~placeholder_mask
+                if attention_mask is not None and attention_mask.dim() == 2:
+                    guidance_mask = guidance_mask & attention_mask.bool()
+            media = self.get_media_features(
+                inputs_embeds,
+                guidance_mask,
+                clip_rows,
+                pixel_values_videos=pixel_values_videos,
+                frame_mask=frame_mask,
+                motion_values=motion_values,
+                motion_mask=motion_mask,
+                frame_timestamps=frame_timestamps,
+            )
+            if media.text_embeds_delta is not None:
+                inputs_embeds = inputs_embeds + media.text_embeds_delta.to(inputs_embeds.dtype)
+            key_frame_embeds = media.key_frame_embeds.to(inputs_embeds.device, inputs_embeds.dtype)
+            inputs_embeds = inputs_embeds.masked_scatter(placeholder_mask[..., None], key_frame_embeds.reshape(-1))
+        elif bool(placeholder_mask.any()) and (cache is None or cache.get_seq_length() == 0):
+            # Decode steps may legitimately emit the token; a prompt with placeholders but no media is a mistake.
+            raise ValueError(
+                f"The prompt holds {int(placeholder_mask.sum())} `<motion>` placeholder tokens but no media were given; "
+                "pass `motion_values` and/or `pixel_values_videos` (one clip per marker)."
+            )
+
+        outputs = self.language_model(
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            cache=cache,
+            inputs_embeds=inputs_embeds,
+            use_cache=use_cache,
+            **kwargs,
+        )
+        return LlamoModelOutputWithPast(
+            last_hidden_state=outputs.last_hidden_state,
+            cache=outputs.cache,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+            key_frame_indices=media.key_frame_indices,
+            frame_scores=media.frame_scores,
+            window_radii=media.window_radii,
+            estimator_loss=media.estimator_loss,
+        )
+
+
+class LlamoForConditionalGeneration(LlamoPreTrainedModel, GenerationMixin):
+    """LLaMo with a language-modelling head: `forward` for training (E13), `generate` for answers (E12)."""
+
+    _tied_weights_keys = {"lm_head.weight": "model.language_model.embed_tokens.weight"}
+
+    def __init__(self, config: LlamoConfig):
+        super().__init__(config)
+        self.model = LlamoModel(config)
+        self.lm_head = nn.Linear(config.text_config.hidden_size, config.text_config.vocab_size, bias=False)
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.model.get_input_embeddings()
+
+    def set_input_embeddings(self, value):
+        self.model.set_input_embeddings(value)
+
+    def get_output_embeddings(self):
+        return self.lm_head
+
+    def set_output_embeddings(self, new_embeddings):
+        self.lm_head = new_embeddings
+
+    def set_paper_trainable_parameters(self, train_language_model: bool = True):
+        """The paper's trainable set (SPEC.md section 4): encoders frozen; enhancer, Cross Talker, projector,
+        estimator and (unless `train_language_model=False`, e.g. when peft LoRA handles it) the language model
+        trained. Returns the number of trainable parameters."""
+        self.requires_grad_(True)
+        self.model.frame_encoder.vision_tower.requires_grad_(False)
+        self.model.motion_encoder.requires_grad_(not self.config.freeze_motion_encoder)
+        if not train_language_model:
+            self.model.language_model.requires_grad_(False)
+            self.lm_head.requires_grad_(False)
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        cache=None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        pixel_values_videos: torch.FloatTensor | None = None,
+        frame_mask: torch.Tensor | None = None,
+        motion_values: torch.FloatTensor | None = None,
+        motion_mask: torch.Tensor | None = None,
+        frame_timestamps: torch.FloatTensor | None = None,
+        guidance_mask: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
+        **kwargs,
+    ) -> LlamoCausalLMOutputWithPast:
+        r"""
+        labels (`torch.LongTensor` of shape `(batch_size, seq_len)`, *optional*):
+            Next-token targets; -100 on prompt and placeholder positions so only answers are learned (E13).
+        See [`LlamoModel.forward`] for the media arguments.
+        """
+        outputs = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            cache=cache,
+            inputs_embeds=inputs_embeds,
+            pixel_values_videos=pixel_values_videos,
+            frame_mask=frame_mask,
+            motion_values=motion_values,
+            motion_mask=motion_mask,
+            frame_timestamps=frame_timestamps,
+            guidance_mask=guidance_mask,
+            use_cache=use_cache,
+            **kwargs,
+        )
+        hidden_states = outputs.last_hidden_state
+        slice_indices = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
+        logits = self.lm_head(hidden_states[:, slice_indices, :])
+
+        loss = None
+        if labels is not None:  # E13: answer tokens only, plus the estimator's auxiliary loss
+            loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.text_config.vocab_size, **kwargs)
+            if outputs.estimator_loss is not None:
+                loss = loss + self.config.estimator_loss_weight * outputs.estimator_loss
+        return LlamoCausalLMOutputWithPast(
+            loss=loss,
+            logits=logits,
+            cache=outputs.cache,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+            key_frame_indices=outputs.key_frame_indices,
+            frame_scores=outputs.frame_scores,
+            window_radii=outputs.window_radii,
+            estimator_loss=outputs.estimator_loss,
+        )
+
+    def prepare_inputs_for_generation(self, input_ids, next_sequence_length=None, cache=None, attention_mask=None,
+                                      inputs_embeds=None, is_first_iteration=False, **kwargs):
+        model_inputs = super().prepare_inputs_for_generation(
+            input_ids,
+            next_sequence_length=next_sequence_length,
+            cache=cache,
+            attention_mask=attention_mask,
+            inputs_embeds=inputs_embeds,
+            is_first_iteration=is_first_iteration,
+            **kwargs,
+        )
+        # Media live in the KV cache after prefill: never re-encode them on decode steps.
+        if not is_first_iteration and kwargs.get("use_cache", True):
+            for name in PREFILL_ONLY_INPUT_NAMES:
+                model_inputs.pop(name, None)
+        return model_inputs
+
+    def _expand_inputs_for_generation(self, expand_size=1, is_encoder_decoder=False, input_ids=None, **model_kwargs):
+        """Beam search / `num_return_sequences`: rows are repeated, so each row's block of clips is repeated too."""
+        if expand_size == 1:
+            return input_ids, model_kwargs
+        clip_inputs = {name: model_kwargs.pop(name) for name in CLIP_INPUT_NAMES if model_kwargs.get(name) is not None}
+        if clip_inputs and input_ids is None:
+            raise ValueError("Expanding media for beam search / num_return_sequences needs `input_ids`.")
+        if clip_inputs:
+            # Clips are stored row after row; repeat each row's block of clips `expand_size` times in place.
+            per_row = (input_ids == self.config.motion_token_id).long().sum(-1) // self.config.num_key_frames
+            starts = (torch.cumsum(per_row, 0) - per_row).tolist()
+            order = [i for start, n in zip(starts, per_row.tolist()) for _ in range(expand_size) for i in range(start, start + n)]
+            for name, value in clip_inputs.items():
+                clip_inputs[name] = value[torch.tensor(order, dtype=torch.long, device=value.device)]
+        input_ids, model_kwargs = super()._expand_inputs_for_generation(
+            expand_size=expand_size, is_encoder_decoder=is_encoder_decoder, input_ids=input_ids, **model_kwargs
+        )
+        model_kwargs.update(clip_inputs)
+        return input_ids, model_kwargs
+
+
+__all__ = ["LlamoPreTrainedModel", "LlamoModel", "LlamoForConditionalGeneration"]
