@@ -194,14 +194,16 @@ class LlamoTimeEncoding(nn.Module):
     def __init__(self, config: LlamoConfig):
         super().__init__()
         self.frames_per_second = config.motion_fps
-        half = config.hidden_size // 2
-        max_position = config.max_timestamp * config.motion_fps
-        inv_freq = torch.exp(-math.log(max_position) * torch.arange(half, dtype=torch.float32) / max(half - 1, 1))
-        self.register_buffer("inv_freq", inv_freq, persistent=False)
+        self.max_position = config.max_timestamp * config.motion_fps
         self.hidden_size = config.hidden_size
 
     def forward(self, timestamps):
-        angles = (timestamps.float() * self.frames_per_second)[..., None] * self.inv_freq
+        # Frequencies are computed here rather than kept in a buffer: non-persistent buffers are left
+        # uninitialised when `from_pretrained` builds the model on the meta device.
+        half = self.hidden_size // 2
+        exponent = torch.arange(half, dtype=torch.float32, device=timestamps.device) / max(half - 1, 1)
+        inv_freq = torch.exp(-math.log(self.max_position) * exponent)
+        angles = (timestamps.float() * self.frames_per_second)[..., None] * inv_freq
         encoding = torch.cat([angles.sin(), angles.cos()], dim=-1)
         if encoding.shape[-1] < self.hidden_size:  # odd widths
             encoding = F.pad(encoding, (0, self.hidden_size - encoding.shape[-1]))
@@ -485,6 +487,20 @@ class LlamoPreTrainedModel(PreTrainedModel):
             with torch.no_grad():
                 module.gate.zero_()
 
+    def apply_freezing(self):
+        """Freezes what the config says is frozen (vision tower by default, as in the paper)."""
+        backbone = self if isinstance(self, LlamoModel) else self.model
+        backbone.frame_encoder.vision_tower.requires_grad_(not self.config.freeze_vision_tower)
+        if self.config.freeze_motion_encoder:
+            backbone.motion_encoder.requires_grad_(False)
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        # Loading assigns fresh parameter tensors, which drops `requires_grad=False`: freeze again.
+        model = super().from_pretrained(*args, **kwargs)
+        model.apply_freezing()
+        return model
+
 
 def check_finite(name, tensor):
     if tensor is not None and tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
@@ -508,12 +524,6 @@ class LlamoModel(LlamoPreTrainedModel):
         self.language_model = AutoModel.from_config(config.text_config)
         self.post_init()
         self.apply_freezing()
-
-    def apply_freezing(self):
-        """Freezes what the config says is frozen (vision tower by default, as in the paper)."""
-        self.frame_encoder.vision_tower.requires_grad_(not self.config.freeze_vision_tower)
-        if self.config.freeze_motion_encoder:
-            self.motion_encoder.requires_grad_(False)
 
     def get_input_embeddings(self):
         return self.language_model.get_input_embeddings()

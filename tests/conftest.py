@@ -1,0 +1,81 @@
+"""Shared fixtures: tiny random LLaMo configs (hidden 32, 2 layers), in the style of transformers' own tests."""
+
+import pytest
+import torch
+
+from modeling_llamo import LlamoConfig, LlamoForConditionalGeneration
+
+VOCAB_SIZE = 99
+MOTION_TOKEN_ID = VOCAB_SIZE - 1
+MOTION_DIM = 12
+NUM_KEY_FRAMES = 4
+IMAGE_SIZE = 32
+
+
+def tiny_config(**overrides) -> LlamoConfig:
+    kwargs = dict(
+        text_config={
+            "model_type": "llama",
+            "hidden_size": 32,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "intermediate_size": 64,
+            "vocab_size": VOCAB_SIZE,
+            "max_position_embeddings": 256,
+            "pad_token_id": 0,
+            "eos_token_id": 2,
+            "bos_token_id": 1,
+        },
+        vision_config={
+            "model_type": "siglip_vision_model",
+            "hidden_size": 32,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 4,
+            "intermediate_size": 64,
+            "image_size": IMAGE_SIZE,
+            "patch_size": 8,
+        },
+        hidden_size=32,
+        num_attention_heads=4,
+        intermediate_size=64,
+        num_motion_encoder_layers=1,
+        num_estimator_layers=1,
+        num_key_frames=NUM_KEY_FRAMES,
+        num_segments=2,
+        motion_feature_dim=MOTION_DIM,
+        motion_token_id=MOTION_TOKEN_ID,
+    )
+    kwargs.update(overrides)
+    return LlamoConfig(**kwargs)
+
+
+def make_prompt(prefix=(5, 6, 7), suffix=(8, 9, 10, 11), clips=1):
+    """Token ids with `clips` blocks of K placeholders between a prefix and a suffix."""
+    ids = list(prefix)
+    for _ in range(clips):
+        ids += [MOTION_TOKEN_ID] * NUM_KEY_FRAMES + [12]
+    return ids + list(suffix)
+
+
+def clip_inputs(num_clips=1, frames=10, video=False, motion=True, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    inputs = {}
+    if motion:
+        inputs["motion_values"] = torch.randn(num_clips, frames, MOTION_DIM, generator=gen)
+        inputs["motion_mask"] = torch.ones(num_clips, frames, dtype=torch.long)
+    if video:
+        inputs["pixel_values_videos"] = torch.randn(num_clips, frames, 3, IMAGE_SIZE, IMAGE_SIZE, generator=gen)
+        inputs["frame_mask"] = torch.ones(num_clips, frames, dtype=torch.long)
+    return inputs
+
+
+@pytest.fixture
+def config():
+    return tiny_config()
+
+
+@pytest.fixture
+def model(config):
+    torch.manual_seed(0)
+    return LlamoForConditionalGeneration(config).eval()

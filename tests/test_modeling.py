@@ -1,0 +1,382 @@
+"""LlamoConfig / LlamoModel / LlamoForConditionalGeneration on tiny random configs (CPU, seconds)."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from transformers import AutoConfig, AutoModel, AutoModelForImageTextToText, LlamaForCausalLM
+
+from modeling_llamo import LlamoConfig, LlamoForConditionalGeneration, LlamoModel
+
+from .conftest import MOTION_DIM, MOTION_TOKEN_ID, NUM_KEY_FRAMES, clip_inputs, make_prompt, tiny_config
+
+# ---------------------------------------------------------------------------------------------------------------
+# Config
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_config_round_trip(tmp_path):
+    config = tiny_config(frame_selection="uniform", use_enhancer=False, num_key_frames=8)
+    config.save_pretrained(tmp_path)
+    loaded = LlamoConfig.from_pretrained(tmp_path)
+    assert loaded.to_dict() == config.to_dict()
+    assert loaded.text_config.hidden_size == 32 and loaded.vision_config.model_type == "siglip_vision_model"
+    assert AutoConfig.from_pretrained(tmp_path).__class__ is LlamoConfig
+
+
+def test_config_defaults_reproduce_the_paper():
+    config = LlamoConfig()
+    assert config.num_key_frames == 16 and config.num_segments == 8
+    assert config.frame_selection == "text_guided"
+    assert config.use_enhancer and config.use_adaptive_context and config.use_bidirectional_fusion
+    assert config.freeze_vision_tower
+    assert config.text_config.model_type == "llama"
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"hidden_size": 30}, "divisible"),
+        ({"frame_selection": "random"}, "frame_selection"),
+        ({"motion_encoder_type": "gru"}, "motion_encoder_type"),
+        ({"num_key_frames": 0}, "num_key_frames"),
+        ({"motion_token_id": 500}, "motion_token_id"),
+        ({"estimator_loss_weight": -1.0}, "estimator_loss_weight"),
+    ],
+)
+def test_invalid_config_raises(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_config(**overrides)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Forward
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("video, motion", [(False, True), (True, False), (True, True), (False, False)])
+def test_forward_shapes_and_loss(model, video, motion):
+    has_media = video or motion
+    ids = torch.tensor([make_prompt(clips=1 if has_media else 0)])
+    media = clip_inputs(frames=10, video=video, motion=motion)
+    out = model(input_ids=ids, labels=ids, **media)
+    assert out.logits.shape == (1, ids.shape[1], model.config.text_config.vocab_size)
+    assert torch.isfinite(out.loss)
+    if has_media:
+        assert out.key_frame_indices.shape == (1, NUM_KEY_FRAMES)
+        assert out.frame_scores.shape == (1, 10)
+        assert out.window_radii.shape == (1, NUM_KEY_FRAMES)
+    else:
+        assert out.key_frame_indices is None
+    # The estimator's auxiliary loss exists exactly when a clip has both video and motion.
+    assert (out.estimator_loss is not None) == (video and motion)
+
+
+def test_estimator_loss_is_added_to_the_language_loss(model):
+    ids = torch.tensor([make_prompt()])
+    out = model(input_ids=ids, labels=ids, **clip_inputs(video=True, motion=True))
+    lm_only = model.loss_function(logits=out.logits, labels=ids, vocab_size=model.config.text_config.vocab_size)
+    torch.testing.assert_close(out.loss, lm_only + model.config.estimator_loss_weight * out.estimator_loss)
+
+
+def test_inputs_embeds_equal_input_ids(model):
+    ids = torch.tensor([make_prompt()])
+    media = clip_inputs(video=True, motion=True)
+    from_ids = model(input_ids=ids, **media).logits
+    embeds = model.get_input_embeddings()(ids)
+    guidance = (ids != MOTION_TOKEN_ID).long()
+    from_embeds = model(inputs_embeds=embeds, guidance_mask=guidance, **media).logits
+    torch.testing.assert_close(from_ids, from_embeds)
+
+
+def bare_language_model(model):
+    lm = LlamaForCausalLM(model.config.text_config).eval()
+    state = {f"model.{k}": v for k, v in model.model.language_model.state_dict().items()}
+    state["lm_head.weight"] = model.lm_head.weight
+    lm.load_state_dict(state)
+    return lm
+
+
+def test_text_only_equals_bare_language_model(model):
+    lm = bare_language_model(model)
+    ids = torch.tensor([[5, 6, 7, 8, 9, 10]])
+    torch.testing.assert_close(model(input_ids=ids).logits, lm(input_ids=ids).logits, rtol=0, atol=0)
+    ours = model.generate(input_ids=ids, max_new_tokens=6, do_sample=False)
+    theirs = lm.generate(input_ids=ids, max_new_tokens=6, do_sample=False)
+    assert ours.tolist() == theirs.tolist()
+
+
+def test_untrained_text_gate_leaves_instruction_embeddings_intact(model):
+    """E11: the zero-initialised gate means an untrained Cross Talker changes nothing before the first clip."""
+    lm = bare_language_model(model)
+    ids = torch.tensor([make_prompt(prefix=(5, 6, 7, 8))])
+    first_placeholder = ids[0].tolist().index(MOTION_TOKEN_ID)
+    with_media = model(input_ids=ids, **clip_inputs(video=True, motion=True)).logits
+    bare = lm(input_ids=ids).logits
+    torch.testing.assert_close(with_media[:, :first_placeholder], bare[:, :first_placeholder], rtol=0, atol=0)
+    # Media do change what comes after the placeholders.
+    assert not torch.allclose(with_media[:, -1], bare[:, -1])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Key frames
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("selection", ["text_guided", "uniform"])
+def test_key_frames_respect_masks_and_k(selection):
+    torch.manual_seed(0)
+    model = LlamoForConditionalGeneration(tiny_config(frame_selection=selection)).eval()
+    ids = torch.tensor([make_prompt(), make_prompt()])
+    media = clip_inputs(num_clips=2, frames=12, seed=1)
+    media["motion_mask"][0, 7:] = 0  # 7 valid frames
+    media["motion_mask"][1, 3:] = 0  # 3 valid frames < K
+    media["motion_values"][0, 7:] = 1e3  # padding with extreme values must still never be chosen
+    out = model(input_ids=ids, **media)
+    first, second = out.key_frame_indices.tolist()
+    assert len(first) == NUM_KEY_FRAMES and max(first) < 7 and first == sorted(first) and len(set(first)) == NUM_KEY_FRAMES
+    assert second == sorted(second) and set(second) == {0, 1, 2}  # fewer than K frames: all kept, repeated in order
+    assert torch.all(out.frame_scores[0, 7:] == 0) and torch.all(out.frame_scores[1, 3:] == 0)
+
+
+def test_text_guided_selection_follows_the_question(model):
+    """Different instructions choose different frames from the same motion (the point of E5-E6)."""
+    media = clip_inputs(frames=40, seed=3)
+    chosen = set()
+    for words in [(5, 6, 7), (20, 21, 22), (40, 41, 42), (60, 61, 62), (80, 81, 82)]:
+        ids = torch.tensor([make_prompt(prefix=words)])
+        chosen.add(tuple(model(input_ids=ids, **media).key_frame_indices[0].tolist()))
+    assert len(chosen) > 1
+
+
+def test_gradients_reach_wq_wk_and_only_the_trainable_set(model):
+    model.train()
+    trainable = model.set_paper_trainable_parameters()
+    assert 0 < trainable < sum(p.numel() for p in model.parameters())
+    ids = torch.tensor([make_prompt()])
+    media = clip_inputs(frames=12, video=True, motion=True)
+    out = model(input_ids=ids, labels=ids, **media)
+    out.loss.backward()
+    talker = model.model.cross_talker
+    assert talker.w_q.weight.grad is not None and talker.w_q.weight.grad.abs().sum() > 0
+    assert talker.w_k.weight.grad is not None and talker.w_k.weight.grad.abs().sum() > 0
+    assert talker.window_head.weight.grad.abs().sum() > 0  # E7's relaxed window is differentiable
+    assert model.model.text_gate.gate.grad.abs().sum() > 0  # the zero gate still learns
+    assert all(p.grad is None for p in model.model.frame_encoder.vision_tower.parameters())
+    assert model.model.frame_encoder.proj.weight.grad is not None
+    assert model.model.motion_estimator.out.weight.grad.abs().sum() > 0  # auxiliary loss trains the estimator
+
+
+def test_frozen_language_model_when_lora_will_train_it(model):
+    model.set_paper_trainable_parameters(train_language_model=False)
+    assert not any(p.requires_grad for p in model.model.language_model.parameters())
+    assert all(p.requires_grad for p in model.model.cross_talker.parameters())
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"frame_selection": "uniform"},
+        {"use_enhancer": False},
+        {"use_adaptive_context": False},
+        {"use_bidirectional_fusion": False},
+        {"motion_encoder_type": "conv"},
+        {"vision_config": {"model_type": "clip_vision_model", "hidden_size": 32, "num_hidden_layers": 1,
+                           "num_attention_heads": 4, "intermediate_size": 64, "image_size": 32, "patch_size": 8}},
+    ],
+)
+def test_ablations_and_variants_run(overrides):
+    torch.manual_seed(0)
+    model = LlamoForConditionalGeneration(tiny_config(**overrides)).eval()
+    ids = torch.tensor([make_prompt()])
+    out = model(input_ids=ids, labels=ids, **clip_inputs(video=True, motion=True))
+    assert torch.isfinite(out.loss) and out.key_frame_indices.shape == (1, NUM_KEY_FRAMES)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Generation
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("video, motion", [(False, True), (True, False), (True, True)])
+def test_generate_with_each_modality_encodes_media_once(model, video, motion):
+    calls = []
+    hook = model.model.cross_talker.register_forward_hook(lambda *args: calls.append(1))
+    ids = torch.tensor([make_prompt()])
+    out = model.generate(input_ids=ids, max_new_tokens=5, do_sample=False, **clip_inputs(video=video, motion=motion))
+    hook.remove()
+    assert out.shape == (1, ids.shape[1] + 5)
+    assert len(calls) == 1
+
+
+def test_generate_matches_a_full_forward_without_cache(model):
+    """KV-cache decoding gives the same greedy tokens as recomputing the whole prompt with media each step."""
+    ids = torch.tensor([make_prompt()])
+    media = clip_inputs(video=True, motion=True)
+    cached = model.generate(input_ids=ids, max_new_tokens=5, do_sample=False, **media)
+    seq = ids
+    for _ in range(5):
+        logits = model(input_ids=seq, **media).logits
+        seq = torch.cat([seq, logits[:, -1:].argmax(-1)], dim=1)
+    assert cached.tolist() == seq.tolist()
+
+
+def test_sampling_beam_search_and_num_return_sequences(model):
+    ids = torch.tensor([make_prompt(), make_prompt(prefix=(20, 21, 22))])
+    media = clip_inputs(num_clips=2, video=True, motion=True)
+    sampled = model.generate(input_ids=ids, max_new_tokens=4, do_sample=True, top_k=5, num_return_sequences=3, **media)
+    assert sampled.shape == (6, ids.shape[1] + 4)
+    beams = model.generate(input_ids=ids, max_new_tokens=4, num_beams=3, num_return_sequences=2, do_sample=False, **media)
+    assert beams.shape == (4, ids.shape[1] + 4)
+    # The best beam of each row equals a beam search of that row alone (rows keep their own clips).
+    for row in range(2):
+        alone = model.generate(
+            input_ids=ids[row : row + 1], max_new_tokens=4, num_beams=3, do_sample=False,
+            **{k: v[row : row + 1] for k, v in media.items()},
+        )
+        assert beams[2 * row].tolist() == alone[0].tolist()
+
+
+def test_batched_generation_with_left_padding_equals_one_by_one(model):
+    prompts = [make_prompt(prefix=(5, 6, 7, 8, 9, 10)), make_prompt(prefix=(20,)), make_prompt(prefix=(30, 31), clips=2)]
+    frames = [10, 6, 8, 5]  # row 2 holds two clips
+    clips = [clip_inputs(frames=n, video=True, motion=True, seed=i) for i, n in enumerate(frames)]
+    singles = []
+    clip_start = 0
+    for prompt in prompts:
+        n = prompt.count(MOTION_TOKEN_ID) // NUM_KEY_FRAMES
+        row_clips = clips[clip_start : clip_start + n]
+        clip_start += n
+        media = pad_clips(row_clips)
+        out = model.generate(input_ids=torch.tensor([prompt]), max_new_tokens=6, do_sample=False, **media)
+        singles.append(out[0, len(prompt) :].tolist())
+
+    width = max(map(len, prompts))
+    ids = torch.tensor([[0] * (width - len(p)) + p for p in prompts])
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+    batched = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=6, do_sample=False, **pad_clips(clips))
+    assert batched[:, width:].tolist() == singles
+
+
+def pad_clips(clips):
+    """Right-pads clips of different lengths into one batch with masks (what the processor does)."""
+    frames = max(c["motion_values"].shape[1] for c in clips)
+    out = {}
+    for key in clips[0]:
+        tensors = []
+        for c in clips:
+            pad = frames - c[key].shape[1]
+            value = c[key]
+            tensors.append(torch.cat([value, value.new_zeros(value.shape[0], pad, *value.shape[2:])], dim=1))
+        out[key] = torch.cat(tensors)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Saving and loading
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_save_load_round_trip_identical_logits(model, tmp_path):
+    model.save_pretrained(tmp_path)
+    files = os.listdir(tmp_path)
+    assert "model.safetensors" in files and not any(f.endswith((".bin", ".pt", ".pth")) for f in files)
+    loaded = LlamoForConditionalGeneration.from_pretrained(tmp_path, dtype=torch.float32).eval()
+    ids = torch.tensor([make_prompt()])
+    media = clip_inputs(video=True, motion=True)
+    torch.testing.assert_close(loaded(input_ids=ids, **media).logits, model(input_ids=ids, **media).logits, rtol=0, atol=0)
+    assert all(not p.requires_grad for p in loaded.model.frame_encoder.vision_tower.parameters())
+
+
+def test_auto_classes(model, tmp_path):
+    model.save_pretrained(tmp_path)
+    assert type(AutoModelForImageTextToText.from_pretrained(tmp_path)) is LlamoForConditionalGeneration
+    backbone = AutoModel.from_pretrained(tmp_path, dtype=torch.float32)
+    assert type(backbone) is LlamoModel
+    ids = torch.tensor([make_prompt()])
+    media = clip_inputs()
+    torch.testing.assert_close(
+        backbone(input_ids=ids, **media).last_hidden_state, model.model(input_ids=ids, **media).last_hidden_state
+    )
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["auto_map"]["AutoModelForImageTextToText"].endswith("LlamoForConditionalGeneration")
+
+
+def test_remote_code_load_without_the_package(model, tmp_path):
+    """`trust_remote_code=True` from a saved folder in a process where `modeling_llamo` cannot be imported."""
+    folder = tmp_path / "checkpoint"
+    model.save_pretrained(folder)
+    assert (folder / "modeling_llamo.py").exists() and (folder / "configuration_llamo.py").exists()
+    ids = torch.tensor([make_prompt()])
+    media = clip_inputs(motion=True)
+    torch.save({"ids": ids, **media, "logits": model(input_ids=ids, **media).logits}, tmp_path / "expected.pt")
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.modules["modeling_llamo"] = None  # the package is not importable here
+        sys.modules["processing_llamo"] = None
+        import torch
+        from transformers import AutoModelForImageTextToText
+        expected = torch.load({str(tmp_path / 'expected.pt')!r})
+        model = AutoModelForImageTextToText.from_pretrained({str(folder)!r}, trust_remote_code=True, dtype=torch.float32)
+        assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+        logits = model(input_ids=expected["ids"], motion_values=expected["motion_values"],
+                       motion_mask=expected["motion_mask"]).logits
+        torch.testing.assert_close(logits, expected["logits"])
+        print("REMOTE_OK")
+        """
+    )
+    env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert "REMOTE_OK" in result.stdout, result.stderr[-3000:]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Errors
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_placeholder_count_mismatch(model):
+    ids = torch.tensor([make_prompt(clips=1)])
+    with pytest.raises(ValueError, match=r"Found 4 `<motion>` placeholder tokens.*2 clip"):
+        model(input_ids=ids, **clip_inputs(num_clips=2))
+    broken = torch.tensor([make_prompt(clips=1)[:-6] + [13, 14, 15, 16, 17, 18]])  # 3 placeholders for 1 clip
+    with pytest.raises(ValueError, match="placeholder"):
+        model(input_ids=broken, **clip_inputs())
+
+
+def test_wrong_motion_width(model):
+    ids = torch.tensor([make_prompt()])
+    with pytest.raises(ValueError, match=rf"\(num_clips, frames, {MOTION_DIM}\).*got \(1, 10, 7\)"):
+        model(input_ids=ids, motion_values=torch.randn(1, 10, 7))
+
+
+@pytest.mark.parametrize("key", ["motion_values", "pixel_values_videos"])
+def test_nan_or_inf_in_inputs(model, key):
+    ids = torch.tensor([make_prompt()])
+    media = clip_inputs(video=True, motion=True)
+    media[key].view(-1)[3] = float("nan")
+    with pytest.raises(ValueError, match=f"`{key}` contains 1 NaN/Inf"):
+        model(input_ids=ids, **media)
+
+
+def test_media_without_placeholders(model):
+    with pytest.raises(ValueError, match="no `<motion>` placeholder"):
+        model(input_ids=torch.tensor([[5, 6, 7]]), **clip_inputs())
+
+
+def test_placeholders_without_media(model):
+    with pytest.raises(ValueError, match="no media were given"):
+        model(input_ids=torch.tensor([make_prompt()]))
+
+
+def test_clip_with_no_valid_frames(model):
+    media = clip_inputs()
+    media["motion_mask"].zero_()
+    with pytest.raises(ValueError, match="neither valid video frames nor valid motion frames"):
+        model(input_ids=torch.tensor([make_prompt()]), **media)
