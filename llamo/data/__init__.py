@@ -1,0 +1,1 @@
+"""Data: the procedurally generated motion-QA suite, its renderer and dataset loaders."""
