@@ -473,20 +473,38 @@ class LlamoMotionProcessor(FeatureExtractionMixin):
         i0, i1, weight = _sample_positions(times, sequence.fps, sequence.num_frames)
         if self.representation == "humanml3d_263":
             return _lerp(sequence.humanml3d, i0, i1, weight)
+        if sequence.rotations is None or self.representation == "joints22":
+            return joints_features(self.joints_at(sequence, i0, i1, weight, body_model), times)
+        rotations, root, offsets = self._posed_skeleton(sequence, i0, i1, weight, body_model)
+        with_joints = self.representation == "smpl22_rot6d_joints"
+        return rotation_features(rotations, root, times, offsets if with_joints else None)
+
+    def _posed_skeleton(self, sequence: MotionSequence, i0, i1, weight, body_model):
+        """Y-up local rotations (slerped), root positions and bone offsets of a rotation-based clip."""
         to_y_up = up_to_y_matrix(sequence.up_axis)
-        if sequence.rotations is None:  # joints22 from joints or HumanML3D
-            joints = sequence.joints if sequence.joints is not None else humanml3d_to_joints(sequence.humanml3d)
-            return joints_features(_lerp(joints, i0, i1, weight) @ to_y_up.T, times)
         rotations = _slerp_axis_angle(sequence.rotations, i0, i1, weight)
         rotations[:, 0] = to_y_up @ rotations[:, 0]
         offsets, pelvis = self._rest_skeleton(sequence, body_model)
         translation = sequence.translation if sequence.translation is not None else np.zeros((sequence.num_frames, 3))
         root = (_lerp(translation, i0, i1, weight) + pelvis) @ to_y_up.T
-        if self.representation == "joints22":
-            joints, _ = forward_kinematics(rotations, root, offsets)
-            return joints_features(joints, times)
-        with_joints = self.representation == "smpl22_rot6d_joints"
-        return rotation_features(rotations, root, times, offsets if with_joints else None)
+        return rotations, root, offsets
+
+    def joints_at(self, sequence: MotionSequence, i0, i1, weight, body_model=None) -> np.ndarray:
+        """World joint positions (T, 22, 3), Y-up, at interpolated frames: stored joints, HumanML3D's recovered
+        ones, or forward kinematics of the rotations (user body model, else the template skeleton)."""
+        if sequence.rotations is None:
+            joints = sequence.joints if sequence.joints is not None else humanml3d_to_joints(sequence.humanml3d)
+            return _lerp(joints, i0, i1, weight) @ up_to_y_matrix(sequence.up_axis).T
+        rotations, root, offsets = self._posed_skeleton(sequence, i0, i1, weight, body_model)
+        return forward_kinematics(rotations, root, offsets)[0]
+
+    def motion_joints(self, motion, fps=None, format: str | None = None, body_model=None, up_axis: str | None = None):
+        """(joints (T, 22, 3) Y-up world positions at the clip's own frames, fps) of anything the processor reads:
+        for pictures, rendering and checks, through the same conversions the features use."""
+        sequence = load_motion(motion, fps=fps, format=format, up_axis=up_axis)
+        frames = np.arange(sequence.num_frames)
+        model = load_body_model(body_model) if body_model is not None else None
+        return self.joints_at(sequence, frames, frames, np.zeros(sequence.num_frames), model), sequence.fps
 
     @staticmethod
     def _rest_skeleton(sequence: MotionSequence, body_model) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,116 @@
+"""Train llamo-demo: SmolLM2-135M-Instruct + LLaMo's new modules + LoRA, on the motion-QA suite, on 2 CPU cores.
+
+    python examples/train_demo.py                      # suite (generated if missing), build, train, save weights
+    python examples/train_demo.py --steps 50 --output /tmp/demo-smoke
+
+Deterministic for a seed (data order, initialisation and dropout-free training). Writes the shipped weights
+(`llamo/demo_weights/` by default: new modules, LoRA, vision tower, `<motion>` row, fp16) and `recipe.json`;
+`llamo.demo.materialize_demo()` turns them into a full checkpoint.
+"""
+
+import argparse
+import json
+import math
+import os
+import random
+import time
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from llamo import demo
+from llamo.data.adapters import babel_qa_conversations
+from llamo.data.conversations import LlamoDataCollator
+from llamo.data.motion_qa import generate_suite, load_babel_qa
+
+DEFAULT_SUITE = os.path.join(os.path.expanduser(os.environ.get("LLAMO_CACHE", "~/.cache/llamo")), "motion-qa-demo")
+
+
+def motion_statistics(root, processor, limit, seed):
+    """Feature mean/std over (a seeded sample of) the training motions: BABEL-QA joints, Z-up, 30 fps."""
+    paths = sorted({item.motion_path for item in load_babel_qa(root, "train")})
+    random.Random(seed).shuffle(paths)
+    return processor.feature_extractor.compute_statistics(paths[:limit], fps=30.0, up_axis="z", update=False)
+
+
+def lr_at(step, total, warmup):
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=DEFAULT_SUITE, help="motion-QA suite folder (generated if missing)")
+    parser.add_argument("--num-sequences", type=int, default=3000)
+    parser.add_argument("--steps", type=int, default=1200)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=1e-3, help="new modules")
+    parser.add_argument("--lora-lr", type=float, default=3e-4)
+    parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--frame-selection", default="text_guided", choices=["text_guided", "uniform"])
+    parser.add_argument("--output", default=demo.DEMO_WEIGHTS_DIR)
+    parser.add_argument("--stats-motions", type=int, default=400)
+    args = parser.parse_args(argv)
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)
+
+    if not os.path.exists(os.path.join(args.data, "questions.json")):
+        print(f"Generating the motion-QA suite ({args.num_sequences} sequences) into {args.data} ...")
+        generate_suite(args.data, num_sequences=args.num_sequences, seed=args.seed, render_videos=False, progress=True)
+
+    model, processor, _ = demo.build_untrained(seed=args.seed, frame_selection=args.frame_selection)
+    mean, std = motion_statistics(args.data, processor, args.stats_motions, args.seed)
+    processor.feature_extractor.mean, processor.feature_extractor.std = mean.tolist(), std.tolist()
+    peft_model = demo.wrap_for_training(model)
+    peft_model.train()
+
+    dataset = babel_qa_conversations(args.data, "train", representation="joints22")
+    collator = LlamoDataCollator(processor, default_motion_fps=30.0)
+    loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=True, collate_fn=collator, drop_last=True,
+                        generator=torch.Generator().manual_seed(args.seed))
+    new_params = [p for n, p in peft_model.named_parameters() if p.requires_grad and "lora_" not in n]
+    lora_params = [p for n, p in peft_model.named_parameters() if p.requires_grad and "lora_" in n]
+    optimizer = torch.optim.AdamW([{"params": new_params, "lr": args.lr}, {"params": lora_params, "lr": args.lora_lr}],
+                                  weight_decay=0.0)
+    base_lrs = [group["lr"] for group in optimizer.param_groups]
+    print(f"{len(dataset)} training conversations; {sum(p.numel() for p in new_params + lora_params):,} trainable "
+          f"parameters; {args.steps} steps of {args.batch_size}")
+
+    step, start, log = 0, time.time(), []
+    bar = tqdm(total=args.steps, desc="train")
+    while step < args.steps:
+        for batch in loader:
+            for group, base in zip(optimizer.param_groups, base_lrs):
+                group["lr"] = base * lr_at(step, args.steps, args.warmup)
+            loss = peft_model(**batch).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(new_params + lora_params, 1.0)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            log.append(float(loss))
+            step += 1
+            bar.update(1)
+            if step % 20 == 0:
+                bar.set_postfix(loss=f"{np.mean(log[-20:]):.3f}")
+            if step >= args.steps:
+                break
+    bar.close()
+    minutes = (time.time() - start) / 60
+    recipe = {
+        "build": demo.DEMO_BUILD, "build_seed": args.seed, "lora": demo.LORA, "frame_selection": args.frame_selection,
+        "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "lora_lr": args.lora_lr,
+        "warmup": args.warmup, "suite": {"num_sequences": args.num_sequences, "seed": args.seed},
+        "train_minutes": round(minutes, 1), "final_loss_mean_last_50": float(np.mean(log[-50:])),
+        "loss_curve_every_20": [round(float(np.mean(log[i:i + 20])), 4) for i in range(0, len(log), 20)],
+    }
+    demo.save_demo_weights(peft_model, processor, recipe, directory=args.output)
+    print(json.dumps({k: v for k, v in recipe.items() if k != "loss_curve_every_20"}, indent=1))
+    print(f"Saved to {args.output} ({os.path.getsize(os.path.join(args.output, 'llamo-demo.safetensors')) / 2**20:.1f} MiB)")
+
+
+if __name__ == "__main__":
+    main()

