@@ -277,6 +277,11 @@ class Vocabulary:
     def __len__(self) -> int:
         return len(self.concepts)
 
+    def extended(self, concepts) -> "Vocabulary":
+        """This vocabulary plus `concepts` (e.g. a synthetic suite's actions that BABEL-QA's 55 lack)."""
+        new = tuple(c for c in dict.fromkeys(concepts) if c not in self.concepts)
+        return Vocabulary(self.name, self.concepts + new, dict(self.aliases)) if new else self
+
 
 ACTION_VOCAB = Vocabulary("action", ACTIONS, dict(_ACTION_ALIASES))
 BODY_PART_VOCAB = Vocabulary(

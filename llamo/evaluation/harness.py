@@ -429,11 +429,15 @@ class BabelQATask(Task):
 
     name = "babel_qa"
 
-    def __init__(self, avoid_question_concepts: bool = True):
+    def __init__(self, avoid_question_concepts: bool = True, extra_concepts: dict | None = None):
+        """`extra_concepts`: query type -> concepts added to BABEL-QA's closed vocabulary of that type (a dataset
+        in the BABEL-QA layout with answers outside it, such as the motion-QA suite's "turn")."""
         self.avoid_question_concepts = avoid_question_concepts
+        self.extra_concepts = {key.removeprefix("query_"): list(v) for key, v in (extra_concepts or {}).items()}
 
     def score(self, item, prediction):
         vocab = vocabulary_for_query_type(item.meta["query_type"])
+        vocab = vocab.extended(self.extra_concepts.get(vocab.name, ()))
         avoid = ()
         if self.avoid_question_concepts:
             avoid = item.meta.get("filter_concepts") or [
@@ -493,7 +497,7 @@ class BabelQATask(Task):
         return [path.name]
 
     def describe(self):
-        return {"avoid_question_concepts": self.avoid_question_concepts}
+        return {"avoid_question_concepts": self.avoid_question_concepts, "extra_concepts": self.extra_concepts}
 
 
 class CountingTask(Task):
