@@ -36,6 +36,7 @@ from transformers.feature_extraction_utils import BatchFeature
 from transformers.processing_utils import ProcessorMixin
 
 from .frame_processing_llamo import LlamoFrameProcessor, is_single_video
+from .motion_formats import load_motion
 from .motion_processing_llamo import LlamoMotionProcessor
 
 MOTION_TOKEN = "<motion>"
@@ -523,6 +524,7 @@ def _clips_in_content(content: list) -> list[tuple]:
             video, motion = next((block[key] for key in _VIDEO_KEYS if key in block), None), None
         else:
             video, motion = None, next((block[key] for key in _MOTION_KEYS if key in block), None)
+        motion = _with_block_settings(motion, block)
         if open_type is not None and open_type != block_type and not both:
             previous_video, previous_motion = clips[-1]
             clips[-1] = (previous_video if video is None else video, previous_motion if motion is None else motion)
@@ -531,6 +533,18 @@ def _clips_in_content(content: list) -> list[tuple]:
             clips.append((video, motion))
             open_type = None if both else block_type
     return clips
+
+
+_MOTION_BLOCK_SETTINGS = ("fps", "up_axis", "format")
+
+
+def _with_block_settings(motion, block: dict):
+    """A motion block's own `fps` / `up_axis` / `format` (e.g. `{"type": "motion", "path": "joints.npy", "fps": 30,
+    "up_axis": "z"}`) apply to that clip alone: the clip is read here with them, as a `MotionSequence`."""
+    settings = {key: block[key] for key in _MOTION_BLOCK_SETTINGS if block.get(key) is not None}
+    if motion is None or not settings:
+        return motion
+    return load_motion(motion, **settings)
 
 
 def _scatter_rows(values: torch.Tensor, rows: list[int], num_rows: int) -> torch.Tensor:

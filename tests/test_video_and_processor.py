@@ -412,6 +412,25 @@ def test_apply_chat_template_equals_call(processor, joints):
     assert not any(marker in processor.decode(out["input_ids"][0]) for marker in (INSTRUCTION_START, INSTRUCTION_END))
 
 
+def test_motion_block_settings_apply_to_their_clip(processor):
+    """`fps` / `up_axis` on a motion block apply to that clip alone (a BABEL-QA Z-up joints file beside a Y-up one)."""
+    joints_y = np.load(JOINTS)
+    z_up = joints_y[..., [0, 2, 1]] * np.array([1.0, -1.0, 1.0])  # the same motion with Z as the up axis
+    conversation = [{"role": "user", "content": [
+        {"type": "motion", "path": str(JOINTS), "fps": 20},
+        {"type": "text", "text": "what is he doing ?"},
+        {"type": "motion", "motion": z_up, "fps": 20, "up_axis": "z"},
+        {"type": "text", "text": "hi"},
+    ]}]
+    out = processor.apply_chat_template(conversation, tokenize=True, return_dict=True, return_tensors="pt")
+    assert out["motion_values"].shape[0] == 2
+    torch.testing.assert_close(out["motion_values"][0], out["motion_values"][1], atol=1e-5, rtol=0)
+    torch.testing.assert_close(out["frame_timestamps"][0], out["frame_timestamps"][1])
+    without_fps = [{"role": "user", "content": [{"type": "motion", "path": str(JOINTS)}, {"type": "text", "text": "hi"}]}]
+    with pytest.raises(ValueError, match="no frame rate"):
+        processor.apply_chat_template(without_fps, tokenize=True, return_dict=True)
+
+
 def test_assistant_tokens_mask(processor, joints):
     conv = conversation(joints)[:3]
     out = processor.apply_chat_template(

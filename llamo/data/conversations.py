@@ -57,7 +57,6 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 
 logger = logging.getLogger(__name__)
@@ -279,10 +278,9 @@ def write_jsonl(rows: Iterable[dict], path: str) -> str:
 def to_chat_messages(example: dict, default_motion_fps: float | None = None) -> list[dict]:
     """A dataset row -> messages for `processor.apply_chat_template`.
 
-    Motion blocks that carry an `fps` or `up_axis` (or are `.npy` arrays, which store no frame rate, when
-    `default_motion_fps` is given) are read here with `processing_llamo.motion_formats.load_motion`, so those settings
-    apply to that clip alone; the others stay paths and the processor reads them. Called in the collator, i.e. in the
-    `DataLoader` workers: this is where media are decoded.
+    A motion block's `fps` and `up_axis` stay on the block, where the processor applies them to that clip alone;
+    `.npy` motions (which store no frame rate) get `default_motion_fps` when the row gives none. Called in the
+    collator, i.e. in the `DataLoader` workers: media are decoded there, by the processor.
     """
     messages = []
     for message in example["messages"]:
@@ -292,49 +290,16 @@ def to_chat_messages(example: dict, default_motion_fps: float | None = None) -> 
             if kind == "text":
                 content.append({"type": "text", "text": block["text"] or ""})
                 continue
-            fps, up_axis = block.get("fps"), block.get("up_axis") or None
-            if kind == "motion" and fps is None and default_motion_fps is not None and block["path"].endswith(".npy"):
-                fps = default_motion_fps
-            if kind == "motion" and (fps is not None or up_axis is not None):
-                content.append({"type": kind, "motion": read_motion(block["path"], fps=fps, up_axis=up_axis)})
-            else:
-                content.append({"type": kind, "path": block["path"]})
+            entry = {"type": kind, "path": block["path"]}
+            if kind == "motion":
+                fps = block.get("fps")
+                if fps is None and default_motion_fps is not None and block["path"].endswith(".npy"):
+                    fps = default_motion_fps
+                entry.update({key: value for key, value in (("fps", fps), ("up_axis", block.get("up_axis") or None))
+                              if value is not None})
+            content.append(entry)
         messages.append({"role": message["role"], "content": content})
     return messages
-
-
-def read_motion(path: str, fps: float | None = None, up_axis: str | None = None) -> dict:
-    """Read one motion file with a per-clip frame rate / up axis, as a dict the processor reads back unchanged.
-
-    (A `MotionSequence` can't travel through `apply_chat_template`, which turns dataclasses into dicts.) Joint
-    positions are turned to Y-up here and HumanML3D features are Y-up already; SMPL-parameter files keep their
-    format's up axis (AMASS: z), and another per-clip `up_axis` for them raises (set it for the whole run with
-    `processor_kwargs={"up_axis": ...}` instead). Errors name the file.
-    """
-    from processing_llamo.motion_formats import DEFAULT_UP_AXIS, load_motion
-    from processing_llamo.rotations import up_to_y_matrix
-
-    sequence = load_motion(path, fps=fps, up_axis=up_axis)
-    if sequence.format == "joints":
-        joints = sequence.joints @ up_to_y_matrix(sequence.up_axis).T
-        return {"joints": joints.astype(np.float32), "fps": sequence.fps}
-    if sequence.format == "humanml3d":
-        return {"humanml3d": sequence.humanml3d, "fps": sequence.fps}
-    if up_axis is not None and up_axis != DEFAULT_UP_AXIS[sequence.format]:
-        raise ValueError(
-            f"{path}: a per-clip up_axis={up_axis!r} is supported for joint positions only; this file holds SMPL "
-            f"parameters ({sequence.format}, up axis {DEFAULT_UP_AXIS[sequence.format]!r} by default). Pass "
-            "processor_kwargs={'up_axis': ...} to the collator for the whole dataset instead."
-        )
-    data = {}
-    with np.load(path, allow_pickle=False) as loaded:
-        for key in loaded.files:
-            try:
-                data[key] = loaded[key]
-            except ValueError:  # a pickled entry: load_motion above already refused any that matter
-                pass
-    data["fps"] = np.asarray(sequence.fps)
-    return data
 
 
 def split_prompt_and_answer(example: dict, default_motion_fps: float | None = None) -> tuple[list[dict], str]:
