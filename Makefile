@@ -18,8 +18,11 @@ $(BIN)/.llamo-installed: setup.cfg constraints.txt
 
 setup: $(BIN)/.llamo-installed
 
+# The main job: llamo-demo (materialised from the committed weights + SmolLM2 on first use) answers a question
+# about a bundled motion, streams the answer and draws the key frames the question selected.
 demo: setup
-	$(BIN)/python examples/run_default.py
+	$(BIN)/llamo chat --motion llamo/assets/run_then_punch.npz --show outputs/key_frames.png \
+		"What body part does the person use while they punch?"
 
 test: setup
 	$(BIN)/python -m pytest -q tests

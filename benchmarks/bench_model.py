@@ -174,15 +174,21 @@ class _BareLM(torch.nn.Module):
 
 
 RSS_CHILD = """
-import resource, sys, torch, modeling_llamo
+import sys, torch, modeling_llamo
 from modeling_llamo import LlamoForConditionalGeneration
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+def high_water_bytes():
+    # VmHWM, not ru_maxrss: ru_maxrss carries the parent's peak across fork+exec.
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+
+base = high_water_bytes()
 model = LlamoForConditionalGeneration.from_pretrained(sys.argv[1], dtype=torch.float32)
 # Touch every weight, so memory-mapped tensors are resident and counted like copied ones.
 with torch.no_grad():
     total = sum(float(p.float().sum()) for p in model.parameters())
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print((peak - base) * 1024)
+print(high_water_bytes() - base)
 """
 
 

@@ -1,7 +1,16 @@
 """Shared fixtures: tiny random LLaMo configs (hidden 32, 2 layers), in the style of transformers' own tests."""
 
-import pytest
-import torch
+import os
+import tempfile
+
+# Built checkpoints (SmolLM2 conversion, llamo-demo) go to a per-session cache unless the caller chose one; set
+# before any llamo module reads it, removed when the session ends.
+_SESSION_CACHE = None if "LLAMO_CACHE" in os.environ else tempfile.mkdtemp(prefix="llamo-test-cache-")
+if _SESSION_CACHE:
+    os.environ["LLAMO_CACHE"] = _SESSION_CACHE
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 from modeling_llamo import LlamoConfig, LlamoForConditionalGeneration
 
@@ -68,6 +77,15 @@ def clip_inputs(num_clips=1, frames=10, video=False, motion=True, seed=0):
         inputs["pixel_values_videos"] = torch.randn(num_clips, frames, 3, IMAGE_SIZE, IMAGE_SIZE, generator=gen)
         inputs["frame_mask"] = torch.ones(num_clips, frames, dtype=torch.long)
     return inputs
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_session_cache():
+    yield
+    if _SESSION_CACHE:
+        import shutil
+
+        shutil.rmtree(_SESSION_CACHE, ignore_errors=True)
 
 
 @pytest.fixture

