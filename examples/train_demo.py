@@ -54,6 +54,8 @@ def main(argv=None):
     parser.add_argument("--frame-selection", default="text_guided", choices=["text_guided", "uniform"])
     parser.add_argument("--output", default=demo.DEMO_WEIGHTS_DIR)
     parser.add_argument("--stats-motions", type=int, default=400)
+    parser.add_argument("--init-from", help="continue from shipped demo weights in this folder (its recipe's "
+                        "motion statistics are kept)")
     args = parser.parse_args(argv)
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
@@ -62,10 +64,21 @@ def main(argv=None):
         print(f"Generating the motion-QA suite ({args.num_sequences} sequences) into {args.data} ...")
         generate_suite(args.data, num_sequences=args.num_sequences, seed=args.seed, render_videos=False, progress=True)
 
-    model, processor, _ = demo.build_untrained(seed=args.seed, frame_selection=args.frame_selection)
-    mean, std = motion_statistics(args.data, processor, args.stats_motions, args.seed)
-    processor.feature_extractor.mean, processor.feature_extractor.std = mean.tolist(), std.tolist()
-    peft_model = demo.wrap_for_training(model)
+    previous = None
+    if args.init_from:
+        with open(os.path.join(args.init_from, "recipe.json")) as f:
+            previous = json.load(f)
+        model, processor, _ = demo.build_untrained(
+            motion_mean=previous["motion_mean"], motion_std=previous["motion_std"], seed=previous.get("build_seed", 0),
+            frame_selection=previous.get("frame_selection", "text_guided"),
+        )
+        peft_model = demo.wrap_for_training(model)
+        demo.load_shipped_state(peft_model, processor, os.path.join(args.init_from, "llamo-demo.safetensors"))
+    else:
+        model, processor, _ = demo.build_untrained(seed=args.seed, frame_selection=args.frame_selection)
+        mean, std = motion_statistics(args.data, processor, args.stats_motions, args.seed)
+        processor.feature_extractor.mean, processor.feature_extractor.std = mean.tolist(), std.tolist()
+        peft_model = demo.wrap_for_training(model)
     peft_model.train()
 
     dataset = babel_qa_conversations(args.data, "train", representation="joints22")
@@ -100,13 +113,18 @@ def main(argv=None):
                 break
     bar.close()
     minutes = (time.time() - start) / 60
+    build_seed = previous.get("build_seed", 0) if previous else args.seed
+    selection = previous.get("frame_selection", "text_guided") if previous else args.frame_selection
     recipe = {
-        "build": demo.DEMO_BUILD, "build_seed": args.seed, "lora": demo.LORA, "frame_selection": args.frame_selection,
+        "build": demo.DEMO_BUILD, "build_seed": build_seed, "lora": demo.LORA, "frame_selection": selection,
         "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "lora_lr": args.lora_lr,
         "warmup": args.warmup, "suite": {"num_sequences": args.num_sequences, "seed": args.seed},
         "train_minutes": round(minutes, 1), "final_loss_mean_last_50": float(np.mean(log[-50:])),
         "loss_curve_every_20": [round(float(np.mean(log[i:i + 20])), 4) for i in range(0, len(log), 20)],
     }
+    if previous:  # a continuation: keep the history of the runs before it
+        recipe["continued_from"] = {k: v for k, v in previous.items() if k not in ("motion_mean", "motion_std")}
+        recipe["total_steps"] = previous.get("total_steps", previous["steps"]) + args.steps
     demo.save_demo_weights(peft_model, processor, recipe, directory=args.output)
     print(json.dumps({k: v for k, v in recipe.items() if k != "loss_curve_every_20"}, indent=1))
     print(f"Saved to {args.output} ({os.path.getsize(os.path.join(args.output, 'llamo-demo.safetensors')) / 2**20:.1f} MiB)")

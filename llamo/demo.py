@@ -84,6 +84,20 @@ def save_demo_weights(peft_model, processor, recipe, directory=DEMO_WEIGHTS_DIR)
         json.dump(recipe, f, indent=1)
 
 
+def load_shipped_state(peft_model, processor, weights=DEMO_WEIGHTS):
+    """Loads shipped weights (see `trainable_state`) into a freshly built, peft-wrapped demo model."""
+    state = load_file(weights)
+    row = state.pop("motion_token_embedding")
+    params = dict(peft_model.named_parameters())
+    unknown = [name for name in state if name not in params]
+    if unknown:
+        raise ValueError(f"Demo weights do not match the demo architecture; unknown tensors: {unknown[:5]}")
+    with torch.no_grad():
+        for name, value in state.items():
+            params[name].copy_(value.to(params[name].dtype))
+        peft_model.get_input_embeddings().weight[processor.motion_token_id] = row.float()
+
+
 def materialize_demo(cache_dir=DEMO_CACHE, weights=DEMO_WEIGHTS, recipe_path=DEMO_RECIPE, progress=print):
     """Full llamo-demo checkpoint folder (built once from the committed weights + SmolLM2, then cached)."""
     if os.path.exists(os.path.join(cache_dir, "config.json")):
@@ -97,16 +111,7 @@ def materialize_demo(cache_dir=DEMO_CACHE, weights=DEMO_WEIGHTS, recipe_path=DEM
                                           seed=recipe.get("build_seed", 0),
                                           frame_selection=recipe.get("frame_selection", "text_guided"))
     peft_model = wrap_for_training(model)
-    state = load_file(weights)
-    row = state.pop("motion_token_embedding")
-    params = dict(peft_model.named_parameters())
-    missing = [name for name in state if name not in params]
-    if missing:
-        raise ValueError(f"Demo weights do not match the demo architecture; unknown tensors: {missing[:5]}")
-    with torch.no_grad():
-        for name, value in state.items():
-            params[name].copy_(value.to(params[name].dtype))
-        peft_model.get_input_embeddings().weight[processor.motion_token_id] = row.float()
+    load_shipped_state(peft_model, processor, weights)
     merged = peft_model.merge_and_unload()
     merged.eval()
     tmp = cache_dir + ".tmp"
