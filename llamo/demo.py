@@ -98,12 +98,21 @@ def load_shipped_state(peft_model, processor, weights=DEMO_WEIGHTS):
         peft_model.get_input_embeddings().weight[processor.motion_token_id] = row.float()
 
 
-def materialize_demo(cache_dir=DEMO_CACHE, weights=DEMO_WEIGHTS, recipe_path=DEMO_RECIPE, progress=print):
+def weights_fingerprint(weights=DEMO_WEIGHTS) -> str:
+    """Short content hash of the shipped weights: the cache folder's suffix, so new weights never meet an old cache."""
+    import hashlib
+
+    with open(weights, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()[:12]
+
+
+def materialize_demo(cache_dir=None, weights=DEMO_WEIGHTS, recipe_path=DEMO_RECIPE, progress=print):
     """Full llamo-demo checkpoint folder (built once from the committed weights + SmolLM2, then cached)."""
-    if os.path.exists(os.path.join(cache_dir, "config.json")):
-        return cache_dir
     if not os.path.exists(weights):
         raise FileNotFoundError(f"No demo weights at {weights}; train them with `python examples/train_demo.py`.")
+    cache_dir = cache_dir or f"{DEMO_CACHE}-{weights_fingerprint(weights)}"
+    if os.path.exists(os.path.join(cache_dir, "config.json")):
+        return cache_dir
     with open(recipe_path) as f:
         recipe = json.load(f)
     progress("Materialising llamo-demo from the committed weights and SmolLM2 (once; cached afterwards)...")

@@ -15,7 +15,7 @@ BUNDLED = os.path.join(os.path.dirname(demo.__file__), "assets", "run_then_punch
 def demo_checkpoint():
     assert demo.demo_available(), "the demo weights are committed in llamo/demo_weights"
     path = demo.materialize_demo(progress=lambda message: None)
-    assert path == demo.DEMO_CACHE and os.path.exists(os.path.join(path, "model.safetensors"))
+    assert path == f"{demo.DEMO_CACHE}-{demo.weights_fingerprint()}" and os.path.exists(os.path.join(path, "model.safetensors"))
     return path
 
 
