@@ -80,16 +80,16 @@ def chat(args):
 
 
 def _show(args, question, result, log):
-    """Key frames the question selected, drawn on the motion (or the timeline when only video was given)."""
+    """Key frames the question selected, drawn on the motion (video-only clips: no picture)."""
     import numpy as np
 
     from llamo.evaluation.plots import plot_key_frames
 
-    joints = _joints_for_plot(args)
-    if joints is None:
+    if args.motion is None:
         log("--show needs a motion file that converts to joints (for video-only clips the picture is skipped).")
         return
-    fps = len(result.frame_scores[0]) / max(result.frame_timestamps[0][-1], 1e-6) if result.frame_timestamps else 30.0
+    # The scores live on the model's timeline (resampled/subsampled); the plot maps them onto the file's frames.
+    joints, fps = _motion_joints(args)
     path = plot_key_frames(np.asarray(joints), result.frame_scores[0], result.key_frame_indices[0], args.show,
                            fps=fps, title=f"Q: {question}")
     log(f"key frames {result.key_frame_indices[0]} -> {path}")
@@ -101,10 +101,6 @@ def _motion_joints(args):
 
     return LlamoMotionProcessor().motion_joints(args.motion, fps=args.motion_fps, format=args.motion_format,
                                                  up_axis=args.up_axis)
-
-
-def _joints_for_plot(args):
-    return None if args.motion is None else _motion_joints(args)[0]
 
 
 def render(args):
