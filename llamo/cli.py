@@ -90,6 +90,7 @@ def _show(args, question, result, log):
         return
     # The scores live on the model's timeline (resampled/subsampled); the plot maps them onto the file's frames.
     joints, fps = _motion_joints(args)
+    os.makedirs(os.path.dirname(os.path.abspath(args.show)), exist_ok=True)
     path = plot_key_frames(np.asarray(joints), result.frame_scores[0], result.key_frame_indices[0], args.show,
                            fps=fps, title=f"Q: {question}")
     log(f"key frames {result.key_frame_indices[0]} -> {path}")

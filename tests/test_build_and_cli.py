@@ -93,7 +93,7 @@ def tiny_checkpoint(tmp_path_factory):
 
 
 def test_cli_chat_streams_an_answer_and_draws_the_key_frames(tiny_checkpoint, tmp_path, capsys):
-    picture = tmp_path / "keys.png"
+    picture = tmp_path / "not-yet-there" / "keys.png"  # --show creates the folder
     cli.main(["chat", "--model", tiny_checkpoint, "--motion", JOINTS, "--motion-fps", "20", "--show", str(picture),
               "--max-new-tokens", "4", "what", "does", "the", "person", "do", "?"])
     captured = capsys.readouterr()
