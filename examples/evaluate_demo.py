@@ -17,7 +17,6 @@ import random
 from llamo import demo
 from llamo.evaluation.harness import BabelQATask, CountingTask, LlamoPredictor, load_babel_qa, run_evaluation
 
-DEFAULT_SUITE = os.path.join(os.path.expanduser(os.environ.get("LLAMO_CACHE", "~/.cache/llamo")), "motion-qa-demo")
 CHOICE_TYPES = ("action", "direction", "body_part")
 
 
@@ -46,7 +45,7 @@ def summary_row(split, qa, counts):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="checkpoint folder (default: llamo-demo)")
-    parser.add_argument("--data", default=DEFAULT_SUITE)
+    parser.add_argument("--data", default=demo.DEMO_SUITE)
     parser.add_argument("--splits", nargs="+", default=["test", "heldout"])
     parser.add_argument("--limit", type=int, default=300, help="choice questions per split (counting: a third)")
     parser.add_argument("--batch-size", type=int, default=16)

@@ -25,7 +25,6 @@ from llamo.data.adapters import babel_qa_conversations
 from llamo.data.conversations import LlamoDataCollator
 from llamo.data.motion_qa import generate_suite, load_babel_qa
 
-DEFAULT_SUITE = os.path.join(os.path.expanduser(os.environ.get("LLAMO_CACHE", "~/.cache/llamo")), "motion-qa-demo")
 
 
 def motion_statistics(root, processor, limit, seed):
@@ -43,7 +42,7 @@ def lr_at(step, total, warmup):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=DEFAULT_SUITE, help="motion-QA suite folder (generated if missing)")
+    parser.add_argument("--data", default=demo.DEMO_SUITE, help="motion-QA suite folder (generated if missing)")
     parser.add_argument("--num-sequences", type=int, default=3000)
     parser.add_argument("--steps", type=int, default=1200)
     parser.add_argument("--batch-size", type=int, default=16)

@@ -16,7 +16,9 @@ from safetensors.torch import load_file, save_file
 DEMO_WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo_weights")
 DEMO_WEIGHTS = os.path.join(DEMO_WEIGHTS_DIR, "llamo-demo.safetensors")
 DEMO_RECIPE = os.path.join(DEMO_WEIGHTS_DIR, "recipe.json")
-DEMO_CACHE = os.path.join(os.path.expanduser(os.environ.get("LLAMO_CACHE", "~/.cache/llamo")), "llamo-demo")
+CACHE_ROOT = os.path.expanduser(os.environ.get("LLAMO_CACHE", "~/.cache/llamo"))
+DEMO_CACHE = os.path.join(CACHE_ROOT, "llamo-demo")
+DEMO_SUITE = os.path.join(CACHE_ROOT, "motion-qa-demo")  # the suite the demo trains and is evaluated on
 
 # How the untrained demo checkpoint is built (see conversion.build_from_parts): SmolLM2-135M-Instruct, a tiny
 # random SigLIP tower for 64 px frames, narrow motion/video streams, joint-position motion features (every input
