@@ -26,7 +26,6 @@ from llamo.data.conversations import LlamoDataCollator
 from llamo.data.motion_qa import generate_suite, load_babel_qa
 
 
-
 def motion_statistics(root, processor, limit, seed):
     """Feature mean/std over (a seeded sample of) the training motions: BABEL-QA joints, Z-up, 30 fps."""
     paths = sorted({item.motion_path for item in load_babel_qa(root, "train")})
@@ -53,6 +52,8 @@ def main(argv=None):
     parser.add_argument("--frame-selection", default="text_guided", choices=["text_guided", "uniform"])
     parser.add_argument("--output", default=demo.DEMO_WEIGHTS_DIR)
     parser.add_argument("--stats-motions", type=int, default=400)
+    parser.add_argument("--save-every", type=int, default=0, help="also save the weights every N steps (a long run "
+                        "that is stopped early keeps its latest state; the recipe records the steps done)")
     parser.add_argument("--init-from", help="continue from shipped demo weights in this folder (its recipe's "
                         "motion statistics are kept)")
     args = parser.parse_args(argv)
@@ -93,6 +94,7 @@ def main(argv=None):
           f"parameters; {args.steps} steps of {args.batch_size}")
 
     step, start, log = 0, time.time(), []
+    save = _save_factory(args, previous, peft_model, processor, log, start)
     bar = tqdm(total=args.steps, desc="train")
     while step < args.steps:
         for batch in loader:
@@ -108,25 +110,34 @@ def main(argv=None):
             bar.update(1)
             if step % 20 == 0:
                 bar.set_postfix(loss=f"{np.mean(log[-20:]):.3f}")
+            if args.save_every and step % args.save_every == 0 and step < args.steps:
+                save(step)
             if step >= args.steps:
                 break
     bar.close()
-    minutes = (time.time() - start) / 60
-    build_seed = previous.get("build_seed", 0) if previous else args.seed
-    selection = previous.get("frame_selection", "text_guided") if previous else args.frame_selection
-    recipe = {
-        "build": demo.DEMO_BUILD, "build_seed": build_seed, "lora": demo.LORA, "frame_selection": selection,
-        "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "lora_lr": args.lora_lr,
-        "warmup": args.warmup, "suite": {"num_sequences": args.num_sequences, "seed": args.seed},
-        "train_minutes": round(minutes, 1), "final_loss_mean_last_50": float(np.mean(log[-50:])),
-        "loss_curve_every_20": [round(float(np.mean(log[i:i + 20])), 4) for i in range(0, len(log), 20)],
-    }
-    if previous:  # a continuation: keep the history of the runs before it
-        recipe["continued_from"] = {k: v for k, v in previous.items() if k not in ("motion_mean", "motion_std")}
-        recipe["total_steps"] = previous.get("total_steps", previous["steps"]) + args.steps
-    demo.save_demo_weights(peft_model, processor, recipe, directory=args.output)
-    print(json.dumps({k: v for k, v in recipe.items() if k != "loss_curve_every_20"}, indent=1))
-    print(f"Saved to {args.output} ({os.path.getsize(os.path.join(args.output, 'llamo-demo.safetensors')) / 2**20:.1f} MiB)")
+    save(step)
+
+
+def _save_factory(args, previous, peft_model, processor, log, start):
+    def save(step):
+        minutes = (time.time() - start) / 60
+        build_seed = previous.get("build_seed", 0) if previous else args.seed
+        selection = previous.get("frame_selection", "text_guided") if previous else args.frame_selection
+        recipe = {
+            "build": demo.DEMO_BUILD, "build_seed": build_seed, "lora": demo.LORA, "frame_selection": selection,
+            "steps": step, "planned_steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "lora_lr": args.lora_lr,
+            "warmup": args.warmup, "suite": {"num_sequences": args.num_sequences, "seed": args.seed},
+            "train_minutes": round(minutes, 1), "final_loss_mean_last_50": float(np.mean(log[-50:])),
+            "loss_curve_every_20": [round(float(np.mean(log[i:i + 20])), 4) for i in range(0, len(log), 20)],
+        }
+        if previous:  # a continuation: keep the history of the runs before it
+            recipe["continued_from"] = {k: v for k, v in previous.items() if k not in ("motion_mean", "motion_std")}
+            recipe["total_steps"] = previous.get("total_steps", previous["steps"]) + step
+        demo.save_demo_weights(peft_model, processor, recipe, directory=args.output)
+        size = os.path.getsize(os.path.join(args.output, "llamo-demo.safetensors")) / 2**20
+        tqdm.write(f"step {step}: loss {recipe['final_loss_mean_last_50']:.3f}, saved to {args.output} ({size:.1f} MiB)")
+
+    return save
 
 
 if __name__ == "__main__":
