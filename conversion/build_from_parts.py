@@ -22,13 +22,14 @@ from dataclasses import dataclass, field
 import torch
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
 
+from llamo.paths import CACHE_ROOT
 from modeling_llamo import LlamoConfig, LlamoForConditionalGeneration
 
 logger = logging.getLogger(__name__)
 
 MOTION_TOKEN = "<motion>"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-SMOLLM2_CACHE = os.path.join(os.path.expanduser(os.environ.get("LLAMO_CACHE", "~/.cache/llamo")), "smollm2-135m-instruct")
+SMOLLM2_CACHE = os.path.join(CACHE_ROOT, "smollm2-135m-instruct")
 
 VISION_PRESETS = {
     "siglip-tiny": dict(model_type="siglip_vision_model", hidden_size=64, intermediate_size=128, num_hidden_layers=2,

@@ -33,6 +33,20 @@ def motion_statistics(root, processor, limit, seed):
     return processor.feature_extractor.compute_statistics(paths[:limit], fps=30.0, up_axis="z", update=False)
 
 
+def parse_overrides(pairs):
+    """`["num_key_frames=8", "use_enhancer=false"]` -> `{"num_key_frames": 8, "use_enhancer": False}`."""
+    overrides = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"--config expects KEY=VALUE, got {pair!r}")
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value  # a bare string such as uniform
+    return overrides
+
+
 def lr_at(step, total, warmup):
     if step < warmup:
         return (step + 1) / warmup
@@ -50,6 +64,11 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--frame-selection", default="text_guided", choices=["text_guided", "uniform"])
+    parser.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
+                        help="LlamoConfig override for an ablation variant, value in JSON (e.g. num_key_frames=8, "
+                        "use_enhancer=false); repeatable")
+    parser.add_argument("--modality", default="motion", choices=["motion", "video", "both"],
+                        help="what each training question comes with (video renders the suite's videos)")
     parser.add_argument("--output", default=demo.DEMO_WEIGHTS_DIR)
     parser.add_argument("--stats-motions", type=int, default=400)
     parser.add_argument("--save-every", type=int, default=0, help="also save the weights every N steps (a long run "
@@ -57,12 +76,14 @@ def main(argv=None):
     parser.add_argument("--init-from", help="continue from shipped demo weights in this folder (its recipe's "
                         "motion statistics are kept)")
     args = parser.parse_args(argv)
+    overrides = {"frame_selection": args.frame_selection, **parse_overrides(args.config)}
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
 
     if not os.path.exists(os.path.join(args.data, "questions.json")):
         print(f"Generating the motion-QA suite ({args.num_sequences} sequences) into {args.data} ...")
-        generate_suite(args.data, num_sequences=args.num_sequences, seed=args.seed, render_videos=False, progress=True)
+        generate_suite(args.data, num_sequences=args.num_sequences, seed=args.seed,
+                       render_videos=args.modality != "motion", progress=True)
 
     previous = None
     if args.init_from:
@@ -70,18 +91,20 @@ def main(argv=None):
             previous = json.load(f)
         model, processor, _ = demo.build_untrained(
             motion_mean=previous["motion_mean"], motion_std=previous["motion_std"], seed=previous.get("build_seed", 0),
-            frame_selection=previous.get("frame_selection", "text_guided"),
+            **demo.recipe_config_overrides(previous),
         )
+        overrides = demo.recipe_config_overrides(previous)
         peft_model = demo.wrap_for_training(model)
         demo.load_shipped_state(peft_model, processor, os.path.join(args.init_from, "llamo-demo.safetensors"))
     else:
-        model, processor, _ = demo.build_untrained(seed=args.seed, frame_selection=args.frame_selection)
+        model, processor, _ = demo.build_untrained(seed=args.seed, **overrides)
         mean, std = motion_statistics(args.data, processor, args.stats_motions, args.seed)
         processor.feature_extractor.mean, processor.feature_extractor.std = mean.tolist(), std.tolist()
         peft_model = demo.wrap_for_training(model)
     peft_model.train()
 
-    dataset = babel_qa_conversations(args.data, "train", representation="joints22")
+    dataset = babel_qa_conversations(args.data, "train", representation="joints22", use_video=args.modality != "motion",
+                                     use_motion=args.modality != "video")
     collator = LlamoDataCollator(processor, default_motion_fps=30.0)
     loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=True, collate_fn=collator, drop_last=True,
                         generator=torch.Generator().manual_seed(args.seed))
@@ -94,7 +117,7 @@ def main(argv=None):
           f"parameters; {args.steps} steps of {args.batch_size}")
 
     step, start, log = 0, time.time(), []
-    save = _save_factory(args, previous, peft_model, processor, log, start)
+    save = _save_factory(args, previous, overrides, peft_model, processor, log, start)
     bar = tqdm(total=args.steps, desc="train")
     while step < args.steps:
         for batch in loader:
@@ -118,13 +141,13 @@ def main(argv=None):
     save(step)
 
 
-def _save_factory(args, previous, peft_model, processor, log, start):
+def _save_factory(args, previous, overrides, peft_model, processor, log, start):
     def save(step):
         minutes = (time.time() - start) / 60
         build_seed = previous.get("build_seed", 0) if previous else args.seed
-        selection = previous.get("frame_selection", "text_guided") if previous else args.frame_selection
         recipe = {
-            "build": demo.DEMO_BUILD, "build_seed": build_seed, "lora": demo.LORA, "frame_selection": selection,
+            "build": demo.DEMO_BUILD, "build_seed": build_seed, "lora": demo.LORA,
+            "frame_selection": overrides["frame_selection"], "config_overrides": overrides, "modality": args.modality,
             "steps": step, "planned_steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "lora_lr": args.lora_lr,
             "warmup": args.warmup, "suite": {"num_sequences": args.num_sequences, "seed": args.seed},
             "train_minutes": round(minutes, 1), "final_loss_mean_last_50": float(np.mean(log[-50:])),

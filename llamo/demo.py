@@ -13,10 +13,11 @@ import os
 import torch
 from safetensors.torch import load_file, save_file
 
+from llamo.paths import CACHE_ROOT
+
 DEMO_WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo_weights")
 DEMO_WEIGHTS = os.path.join(DEMO_WEIGHTS_DIR, "llamo-demo.safetensors")
 DEMO_RECIPE = os.path.join(DEMO_WEIGHTS_DIR, "recipe.json")
-CACHE_ROOT = os.path.expanduser(os.environ.get("LLAMO_CACHE", "~/.cache/llamo"))
 DEMO_CACHE = os.path.join(CACHE_ROOT, "llamo-demo")
 DEMO_SUITE = os.path.join(CACHE_ROOT, "motion-qa-demo")  # the suite the demo trains and is evaluated on
 
@@ -50,6 +51,14 @@ def build_untrained(output_dir=None, motion_mean=None, motion_std=None, seed=0, 
     if motion_mean is not None:
         kwargs["processor_kwargs"].update(mean=list(map(float, motion_mean)), std=list(map(float, motion_std)))
     return build_llamo_from_parts(output_dir=output_dir, seed=seed, **kwargs)
+
+
+def recipe_config_overrides(recipe: dict) -> dict:
+    """The `LlamoConfig` overrides a recipe was trained with (the ablation's variants; recipes written before
+    `config_overrides` existed record only `frame_selection`)."""
+    overrides = dict(recipe.get("config_overrides") or {})
+    overrides.setdefault("frame_selection", recipe.get("frame_selection", "text_guided"))
+    return overrides
 
 
 def wrap_for_training(model):
@@ -119,8 +128,7 @@ def materialize_demo(cache_dir=None, weights=DEMO_WEIGHTS, recipe_path=DEMO_RECI
         recipe = json.load(f)
     progress("Materialising llamo-demo from the committed weights and SmolLM2 (once; cached afterwards)...")
     model, processor, _ = build_untrained(motion_mean=recipe["motion_mean"], motion_std=recipe["motion_std"],
-                                          seed=recipe.get("build_seed", 0),
-                                          frame_selection=recipe.get("frame_selection", "text_guided"))
+                                          seed=recipe.get("build_seed", 0), **recipe_config_overrides(recipe))
     peft_model = wrap_for_training(model)
     load_shipped_state(peft_model, processor, weights)
     merged = peft_model.merge_and_unload()

@@ -5,7 +5,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-DEFAULT_UNTRAINED = os.path.join(os.path.expanduser(os.environ.get("LLAMO_CACHE", "~/.cache/llamo")), "untrained-smollm2")
+from llamo.paths import CACHE_ROOT
+
+DEFAULT_UNTRAINED = os.path.join(CACHE_ROOT, "untrained-smollm2")
 
 
 @dataclass

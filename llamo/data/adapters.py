@@ -201,19 +201,23 @@ def babel_qa_conversations(
     representation: str = "smpl22_rot6d_joints",
     use_video: bool = False,
     on_error: str = "raise",
+    use_motion: bool = True,
 ):
     """BABEL-QA questions as conversation rows, read with `llamo.data.motion_qa.load_babel_qa` (the evaluation
     harness's loader, so training and evaluation see the same questions).
 
     The motion of each question is `motion_sequences/<babel_id>/pose.npz` (SMPL rotations, AMASS style, its own fps)
     for the rotation representations, and `joints.npy` (T, 22, 3), Z-up at 30 fps, for `joints22`. With
-    `use_video=True` a rendered `video.mp4`/`.webm` next to it joins the clip. Metadata keeps `query_type`,
+    `use_video=True` a rendered `video.mp4`/`.webm` next to it joins the clip; `use_motion=False` leaves the motion
+    out (video-only rows; then every question needs its video). Metadata keeps `query_type`,
     `relation_type` and the gold `answer`, so generation-based evaluation scores with BABEL-QA's closed vocabularies.
     """
     from .motion_qa import load_babel_qa
 
     if representation == "humanml3d_263":
         raise ValueError("BABEL-QA has SMPL poses and joints, not HumanML3D 263-d features; use another representation.")
+    if not (use_motion or use_video):
+        raise ValueError("babel_qa_conversations: a question needs its motion, its video or both.")
     rows = []
     for item in load_babel_qa(root, split):
         item = _as_dict(item)
@@ -221,9 +225,11 @@ def babel_qa_conversations(
             motion = _motion_block(item["motion_path"], fps=BABEL_QA_FPS, up_axis="z")
         else:
             motion = _motion_block(item["pose_path"])  # AMASS-style npz: Z-up and its own fps, the format's defaults
-        clip = [motion]
+        clip = [motion] if use_motion else []
         if use_video and item.get("video_path"):
-            clip = [{"type": "video", "text": None, "path": os.path.abspath(item["video_path"]), "fps": None, "up_axis": None}, motion]
+            clip = [{"type": "video", "text": None, "path": os.path.abspath(item["video_path"]), "fps": None, "up_axis": None}] + clip
+        elif not use_motion:
+            raise FileNotFoundError(f"Question {item['question_id']} ({root}) has no rendered video for a video-only row.")
         metadata = {key: item.get(key) for key in ("query_type", "relation_type", "answer", "babel_id", "question_id")}
         metadata["dataset"] = "babel_qa"
         rows.append({

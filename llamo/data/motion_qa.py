@@ -1076,10 +1076,14 @@ class BabelQAItem:
 def load_babel_qa(root: str | os.PathLike, split: str | None = None, split_file: str | os.PathLike | None = None) -> list[BabelQAItem]:
     """Read a BABEL-QA-layout folder (the real benchmark or this suite) into :class:`BabelQAItem` s.
 
+    The one reader of the layout: training (:mod:`llamo.data.adapters`) and evaluation
+    (:func:`llamo.evaluation.harness.load_babel_qa`, which adds the benchmark's strict checks) both go through it.
+
     ``split``: ``train``/``val``/``test`` (``heldout`` for this suite) or None for all questions. The
     split comes from ``split_file`` if given, else ``<root>/split_question_ids.json`` when present (real
     BABEL-QA ships it beside the generator as ``split_question_ids.json``), else each question's
-    ``split`` field.
+    ``split`` field. A split listed in the split file comes back in the file's order; an id there that
+    ``questions.json`` lacks raises ``KeyError``.
     """
     root = os.fspath(root)
     with open(os.path.join(root, "questions.json")) as f:
@@ -1089,18 +1093,22 @@ def load_babel_qa(root: str | os.PathLike, split: str | None = None, split_file:
     if os.path.isfile(cpath):
         with open(cpath) as f:
             concepts = json.load(f)
-    split_of: dict[str, str] = {}
+    split_ids: dict[str, list[str]] = {}
     spath = os.fspath(split_file) if split_file is not None else os.path.join(root, "split_question_ids.json")
     if os.path.isfile(spath):
         with open(spath) as f:
-            for name, ids in json.load(f).items():
-                for qid in ids:
-                    split_of[str(qid)] = name
+            split_ids = {name: [str(qid) for qid in ids] for name, ids in json.load(f).items()}
+    split_of = {qid: name for name, ids in split_ids.items() for qid in ids}
+    if split is not None and split in split_ids:
+        for qid in split_ids[split]:
+            if qid not in questions:
+                raise KeyError(f"Question {qid} of split {split!r} ({spath}) is not in {root}/questions.json.")
+        selected = [(qid, questions[qid]) for qid in split_ids[split]]
+    else:
+        selected = [(qid, q) for qid, q in questions.items() if split is None or split_of.get(str(qid), q.get("split")) == split]
     items = []
-    for qid, q in questions.items():
+    for qid, q in selected:
         s = split_of.get(str(qid), q.get("split"))
-        if split is not None and s != split:
-            continue
         bid = str(q["babel_id"])
         folder = os.path.join(root, "motion_sequences", bid)
         pose = os.path.join(folder, "pose.npz")

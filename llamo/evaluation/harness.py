@@ -260,7 +260,8 @@ def load_babel_qa(
     up_axis: str | None = "z",
     check_files: bool = True,
 ) -> list[EvalItem]:
-    """BABEL-QA items of one split, in the split file's order.
+    """BABEL-QA items of one split, in the split file's order (read by `llamo.data.motion_qa.load_babel_qa`; items
+    carry the rendered video too when the folder has one, as the motion-QA suite may).
 
     Args:
         data_dir: folder with `questions.json` and `motion_sequences/`.
@@ -270,14 +271,14 @@ def load_babel_qa(
         up_axis: declared to the processor for the joints ("z": AMASS world frame).
         check_files: raise if a motion file is missing.
     """
+    from llamo.data.motion_qa import load_babel_qa as read_babel_qa
+
     data_dir = Path(data_dir)
     questions_path = data_dir / "questions.json"
     if not questions_path.is_file():
         raise FileNotFoundError(f"{questions_path} not found: is {data_dir} a BABEL-QA folder?")
-    questions = _read_json(questions_path)
-    if split == "all":
-        ids = list(questions)
-    else:
+    split_path = None
+    if split != "all":
         split_path = Path(split_file) if split_file else data_dir / BABEL_QA_SPLIT_FILE
         if not split_path.is_file():
             raise FileNotFoundError(
@@ -287,33 +288,29 @@ def load_babel_qa(
         splits = _read_json(split_path)
         if split not in splits:
             raise ValueError(f"Split {split!r} not in {split_path} (has {sorted(splits)}).")
-        ids = [str(i) for i in splits[split]]
+    records = read_babel_qa(data_dir, None if split == "all" else split, split_file=split_path)
     items = []
-    for question_id in ids[:limit] if limit is not None else ids:
-        if question_id not in questions:
-            raise KeyError(f"Question {question_id} of split {split!r} is not in {questions_path}.")
-        q = questions[question_id]
-        babel_id = str(q["babel_id"])
-        motion = data_dir / "motion_sequences" / babel_id / "joints.npy"
-        if check_files and not motion.is_file():
-            raise FileNotFoundError(f"Motion of question {question_id} missing: {motion}")
-        query_type = str(q["query_type"]).replace("query_", "")
-        relation = BABEL_QA_RELATIONS.get(str(q.get("relation_type", "no_relation")), str(q.get("relation_type")))
-        text = str(q["question"]).strip()
+    for record in records[:limit] if limit is not None else records:
+        if check_files and not Path(record.motion_path).is_file():
+            raise FileNotFoundError(f"Motion of question {record.question_id} missing: {record.motion_path}")
+        query_type = str(record.query_type).replace("query_", "")
+        relation = BABEL_QA_RELATIONS.get(str(record.relation_type), str(record.relation_type))
+        text = str(record.question).strip()
         items.append(
             EvalItem(
-                id=str(q.get("question_id", question_id)),
+                id=record.question_id,
                 question=text,
                 prompt=f"{text} {prompt_suffix}".strip() if prompt_suffix else text,
-                answer=str(q["answer"]),
-                motion=str(motion),
+                answer=record.answer,
+                motion=record.motion_path,
+                video=record.video_path,
                 fps=BABEL_QA_FPS,
                 up_axis=up_axis,
                 meta={
-                    "babel_id": babel_id,
+                    "babel_id": record.babel_id,
                     "query_type": query_type,
                     "relation_type": relation,
-                    "filter_concepts": _filter_concepts(q),
+                    "filter_concepts": _filter_concepts(record.raw),
                 },
             )
         )

@@ -1,0 +1,144 @@
+"""What each part of LLaMo buys, measured on the motion-QA suite: the ablation table of the README.
+
+    python examples/ablate_demo.py                               # llamo-demo, switches flipped at evaluation
+    python examples/ablate_demo.py --model CKPT --variants full uniform k4 --limit 100
+    python examples/ablate_demo.py --retrain --steps 1200        # each variant trained from scratch (hours on CPU)
+
+Variants (`VARIANTS`): the full model (text-guided selection of K=16 key frames, Motion Feature Enhancer on,
+motion input), uniform key frames instead of text-guided ones, the enhancer off, K in {4, 8, 32}, and video
+only / video + motion.
+
+Two ways to measure, and they answer different questions:
+- *evaluation-time* (default): one trained checkpoint, each variant's switch flipped when the model is loaded.
+  It says what the trained model relies on (e.g. how much worse it does when its question-picked frames are
+  replaced by evenly spaced ones, or with fewer/more of them). Cheap: minutes.
+- `--retrain`: every variant trained from scratch with `examples/train_demo.py`'s recipe (same seed, data and
+  steps), then evaluated. That is the paper's ablation: what training with or without the part reaches.
+
+Every number comes from `llamo.evaluation.suite` (the same seeded items as `examples/evaluate_demo.py`); each
+variant's predictions are cached under `--output`, so an interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from dataclasses import dataclass, field
+
+from llamo import demo
+from llamo.evaluation.harness import LlamoPredictor
+from llamo.evaluation.suite import evaluate_split, table_header, table_row
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One row of the ablation: `LlamoConfig` overrides and the input the questions come with."""
+
+    name: str
+    description: str
+    config: dict = field(default_factory=dict)
+    modality: str = "motion"
+
+
+VARIANTS = {
+    variant.name: variant
+    for variant in (
+        Variant("full", "text-guided key frames, K=16, enhancer on, motion"),
+        Variant("uniform", "uniform key frames instead of text-guided (E5-E6 off)", {"frame_selection": "uniform"}),
+        Variant("no_enhancer", "Motion Feature Enhancer off (E2-E4)", {"use_enhancer": False}),
+        Variant("k4", "K = 4 key frames", {"num_key_frames": 4}),
+        Variant("k8", "K = 8 key frames", {"num_key_frames": 8}),
+        Variant("k32", "K = 32 key frames", {"num_key_frames": 32}),
+        Variant("video", "video only", modality="video"),
+        Variant("both", "video + motion", modality="both"),
+    )
+}
+
+
+def suite_has_videos(data: str) -> bool:
+    path = os.path.join(data, "metadata.json")
+    if not os.path.exists(path):
+        return False
+    with open(path) as f:
+        return bool(json.load(f)["config"].get("render_videos"))
+
+
+def load_variant(checkpoint: str, variant: Variant, batch_size: int) -> LlamoPredictor:
+    """The checkpoint with the variant's switches flipped (evaluation-time ablation).
+
+    Config overrides go through `from_pretrained` (weights of a module a variant switches off are left unused);
+    the processor's `num_key_frames` follows the model's so that each clip gets as many placeholders as key frames.
+    """
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    import modeling_llamo  # noqa: F401  (registers the Auto classes)
+
+    model = AutoModelForImageTextToText.from_pretrained(checkpoint, dtype=torch.float32, **variant.config).eval()
+    processor = AutoProcessor.from_pretrained(checkpoint)
+    processor.num_key_frames = model.config.num_key_frames
+    return LlamoPredictor(model, processor, max_new_tokens=8, batch_size=batch_size, name=f"{checkpoint}:{variant.name}")
+
+
+def train_variant(variant: Variant, output: str, steps: int, seed: int, data: str) -> str:
+    """Train the variant from scratch with the demo recipe; returns its materialised checkpoint folder."""
+    import train_demo  # examples/ is on sys.path when this script runs
+
+    weights_dir = os.path.join(output, "weights")
+    if not os.path.exists(os.path.join(weights_dir, "recipe.json")):
+        argv = ["--steps", str(steps), "--seed", str(seed), "--data", data, "--output", weights_dir,
+                "--modality", variant.modality]
+        for key, value in variant.config.items():
+            argv += ["--config", f"{key}={json.dumps(value)}"]
+        train_demo.main(argv)
+    return demo.materialize_demo(cache_dir=os.path.join(output, "checkpoint"),
+                                 weights=os.path.join(weights_dir, "llamo-demo.safetensors"),
+                                 recipe_path=os.path.join(weights_dir, "recipe.json"))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", help="checkpoint for the evaluation-time ablation (default: llamo-demo)")
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), help="default: all that the data allows")
+    parser.add_argument("--retrain", action="store_true", help="train every variant from scratch (see above)")
+    parser.add_argument("--steps", type=int, default=1200, help="--retrain: training steps per variant")
+    parser.add_argument("--data", default=demo.DEMO_SUITE)
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--limit", type=int, default=300, help="choice questions (counting: a third)")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output", default="outputs/ablation")
+    args = parser.parse_args(argv)
+
+    names = args.variants or list(VARIANTS)
+    if not args.variants and not args.retrain:
+        # Video rows need a suite rendered with videos and a checkpoint trained on them; by default they are run
+        # only when the suite has videos.
+        has_video = suite_has_videos(args.data)
+        names = [name for name in names if VARIANTS[name].modality == "motion" or has_video]
+    checkpoint = None if args.retrain else (args.model or demo.materialize_demo())
+    mode = "retrained per variant" if args.retrain else f"evaluation-time switches on {checkpoint}"
+    rows = []
+    for name in names:
+        variant = VARIANTS[name]
+        folder = os.path.join(args.output, name)
+        if args.retrain:
+            predictor = LlamoPredictor.from_pretrained(
+                train_variant(variant, folder, args.steps, args.seed, args.data), max_new_tokens=8,
+                batch_size=args.batch_size)
+        else:
+            predictor = load_variant(checkpoint, variant, args.batch_size)
+        result = evaluate_split(predictor, args.data, args.split, folder, limit=args.limit, seed=args.seed,
+                                modality=variant.modality, batch_size=args.batch_size, plot=False)
+        rows.append(table_row(f"{name}: {variant.description}", result))
+        print("\n".join([table_header("variant")] + rows), flush=True)
+    table = "\n".join([table_header("variant")] + rows)
+    os.makedirs(args.output, exist_ok=True)
+    with open(os.path.join(args.output, "ablation.md"), "w") as f:
+        f.write(f"Ablation on the motion-QA suite, split {args.split!r} ({mode}).\n\n{table}\n")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

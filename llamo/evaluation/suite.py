@@ -1,0 +1,87 @@
+"""The motion-QA suite (`llamo.data.motion_qa`) as a benchmark: which items, which tasks, which table.
+
+One definition serves the demo's quality report (`examples/evaluate_demo.py`) and the ablation
+(`examples/ablate_demo.py`), so their numbers are comparable: the same seeded sample of each split for every
+model, the suite's actions added to BABEL-QA's closed vocabulary, and one table layout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+
+from .harness import BabelQATask, CountingTask, load_babel_qa, run_evaluation
+
+CHOICE_TYPES = ("action", "direction", "body_part")
+MODALITIES = ("motion", "video", "both")
+
+TABLE_COLUMNS = ("choice acc (n)", "action", "direction", "body part", "none", "before", "after", "in between",
+                 "count OBZ", "OBO", "MAE", "RMSE (n)")
+
+
+def sample_items(data, split: str, limit: int, seed: int = 0, modality: str = "motion"):
+    """A seeded sample of one split: `limit` choice questions and a third as many counting questions.
+
+    `modality` keeps the motion, the rendered video or both in each item; video needs a suite generated with
+    `render_videos=True`. Questions are the bare ones (no answer-format suffix): the demo is trained on them.
+    """
+    if modality not in MODALITIES:
+        raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
+    items = load_babel_qa(data, split, prompt_suffix="")
+    if modality != "motion":
+        missing = sum(1 for item in items if not item.video)
+        if missing:
+            raise FileNotFoundError(
+                f"{data}: {missing} of {len(items)} {split!r} questions have no rendered video; generate the suite "
+                "with `generate_suite(..., render_videos=True)` (or `examples/make_motion_qa.py`) for video rows."
+            )
+    for item in items:
+        if modality == "motion":
+            item.video = None
+        elif modality == "video":
+            item.motion = None
+    random.Random(seed).shuffle(items)
+    choice = [item for item in items if item.meta["query_type"] in CHOICE_TYPES][:limit]
+    counting = [item for item in items if item.meta["query_type"] == "count"][: max(1, limit // 3)]
+    for item in counting:
+        item.answer = int(item.answer)
+    return choice, counting
+
+
+def evaluate_split(predictor, data, split: str, output: str, limit: int = 300, seed: int = 0,
+                   modality: str = "motion", batch_size: int = 16, plot: bool = True) -> dict:
+    """Choice questions (BABEL-QA protocol) and counting (Mo-RepCount protocol) of one split, cached under `output`
+    (an interrupted run resumes). Returns `{"qa": metrics, "counting": metrics}`."""
+    with open(os.path.join(data, "metadata.json")) as f:
+        suite_actions = json.load(f)["actions"]
+    choice, counting = sample_items(data, split, limit, seed, modality)
+    qa = run_evaluation(BabelQATask(extra_concepts={"action": suite_actions}), choice, predictor,
+                        os.path.join(output, "babel_qa"), batch_size=batch_size,
+                        plot_item="first" if plot else None)["metrics"]
+    counts = run_evaluation(CountingTask(), counting, predictor, os.path.join(output, "counting"),
+                            batch_size=batch_size)["metrics"]
+    return {"qa": qa, "counting": counts}
+
+
+def table_header(first_column: str = "split") -> str:
+    columns = (first_column, *TABLE_COLUMNS)
+    return "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns)
+
+
+def table_row(label: str, result: dict) -> str:
+    """One markdown row of `evaluate_split`'s result."""
+    qa, counts = result["qa"], result["counting"]
+    by_type, by_relation = qa["by_query_type"], qa["by_relation"]
+
+    def acc(group, key):
+        return f"{group[key]['accuracy']:.3f}" if key in group else "-"
+
+    cells = [label, f"{qa['accuracy']:.3f} ({qa['total']})", acc(by_type, "action"), acc(by_type, "direction"),
+             acc(by_type, "body_part"), acc(by_relation, "none"), acc(by_relation, "before"),
+             acc(by_relation, "after"), acc(by_relation, "in_between"), f"{counts['obz']:.3f}", f"{counts['obo']:.3f}",
+             f"{counts['mae']:.3f}", f"{counts['rmse']:.2f} ({counts['total']})"]
+    return "| " + " | ".join(cells) + " |"
+
+
+__all__ = ["CHOICE_TYPES", "MODALITIES", "evaluate_split", "sample_items", "table_header", "table_row"]

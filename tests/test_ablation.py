@@ -1,0 +1,107 @@
+"""The ablation script (examples/ablate_demo.py) and the suite evaluation it shares with examples/evaluate_demo.py."""
+
+import importlib.util
+import json
+import os
+import sys
+
+import pytest
+import torch
+
+from llamo.data.motion_qa import generate_suite
+from llamo.evaluation.suite import sample_items
+from llamo.training.tiny import tiny_model, tiny_processor
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _example(name):
+    spec = importlib.util.spec_from_file_location(f"llamo_example_{name}", os.path.join(REPO, "examples", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the file executes
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def suite_and_checkpoint(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ablation")
+    data = root / "suite"
+    generate_suite(data, num_sequences=24, seed=3, render_videos=False)
+    processor = tiny_processor(num_key_frames=4, max_motion_frames=48)
+    model = tiny_model(processor, seed=0)
+    checkpoint = root / "tiny"
+    model.save_pretrained(checkpoint)
+    processor.save_pretrained(checkpoint)
+    return str(data), str(checkpoint)
+
+
+def test_sample_items_is_seeded_and_respects_modality(suite_and_checkpoint):
+    data, _ = suite_and_checkpoint
+    choice, counting = sample_items(data, "train", limit=9, seed=1)
+    again, _ = sample_items(data, "train", limit=9, seed=1)
+    assert [item.id for item in choice] == [item.id for item in again] and len(choice) == 9
+    assert {item.meta["query_type"] for item in choice} <= {"action", "direction", "body_part"}
+    assert all(item.motion and item.video is None for item in choice)
+    assert all(isinstance(item.answer, int) for item in counting) and len(counting) == 3
+    with pytest.raises(FileNotFoundError, match="render_videos=True"):
+        sample_items(data, "train", limit=4, modality="video")
+    with pytest.raises(ValueError, match="modality"):
+        sample_items(data, "train", limit=4, modality="audio")
+
+
+def test_variants_flip_the_switches_they_name(suite_and_checkpoint):
+    checkpoint = suite_and_checkpoint[1]
+    ablate = _example("ablate_demo")
+    full = ablate.load_variant(checkpoint, ablate.VARIANTS["full"], batch_size=2)
+    assert full.model.config.num_key_frames == 4 and full.model.model.enhancer is not None
+    k8 = ablate.load_variant(checkpoint, ablate.VARIANTS["k8"], batch_size=2)
+    assert k8.model.config.num_key_frames == 8 and k8.processor.num_key_frames == 8
+    assert k8.model.model.cross_talker.num_key_frames == 8
+    assert ablate.load_variant(checkpoint, ablate.VARIANTS["no_enhancer"], batch_size=2).model.model.enhancer is None
+    data, _ = suite_and_checkpoint
+    choice, _ = sample_items(data, "test", limit=2)
+    inputs = k8._inputs(choice)  # the prompts the harness scores: 8 placeholders per clip, and the model takes them
+    assert ((inputs["input_ids"] == k8.processor.motion_token_id).sum(-1) == 8).all()
+    with torch.no_grad():
+        k8.model(**inputs)
+    uniform = ablate.load_variant(checkpoint, ablate.VARIANTS["uniform"], batch_size=2)
+    assert uniform.model.config.frame_selection == "uniform"
+    # The trained weights are the checkpoint's in every variant (only the switches differ).
+    torch.testing.assert_close(uniform.model.model.cross_talker.w_q.weight, full.model.model.cross_talker.w_q.weight)
+
+
+def test_ablation_script_writes_one_row_per_variant_and_resumes(suite_and_checkpoint, tmp_path):
+    data, checkpoint = suite_and_checkpoint
+    ablate = _example("ablate_demo")
+    argv = ["--model", checkpoint, "--data", data, "--split", "test", "--limit", "3", "--batch-size", "3",
+            "--output", str(tmp_path)]
+    ablate.main(argv)  # no --variants and a suite without videos: the motion variants only
+    table = (tmp_path / "ablation.md").read_text()
+    motion_variants = [name for name, v in ablate.VARIANTS.items() if v.modality == "motion"]
+    rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| variant")]
+    assert [row.split(":")[0][2:] for row in rows] == motion_variants
+    assert all(os.path.exists(tmp_path / name / "babel_qa" / "report.json") for name in motion_variants)
+    # A second run reuses every cached prediction and writes the same table.
+    ablate.main(argv)
+    assert (tmp_path / "ablation.md").read_text() == table
+    with pytest.raises(FileNotFoundError, match="render_videos=True"):
+        ablate.main(argv + ["--variants", "video"])
+
+
+def test_train_demo_config_overrides_parse_and_reach_the_recipe():
+    sys.path.insert(0, os.path.join(REPO, "examples"))
+    try:
+        train_demo = _example("train_demo")
+    finally:
+        sys.path.pop(0)
+    assert train_demo.parse_overrides(["num_key_frames=8", "use_enhancer=false", "frame_selection=uniform"]) == {
+        "num_key_frames": 8, "use_enhancer": False, "frame_selection": "uniform"}
+    with pytest.raises(SystemExit):
+        train_demo.parse_overrides(["num_key_frames"])
+    from llamo.demo import recipe_config_overrides
+
+    assert recipe_config_overrides({"frame_selection": "uniform"}) == {"frame_selection": "uniform"}
+    recipe = {"config_overrides": {"num_key_frames": 8, "frame_selection": "text_guided"}, "frame_selection": "text_guided"}
+    assert recipe_config_overrides(recipe) == {"num_key_frames": 8, "frame_selection": "text_guided"}
+    assert json.loads(json.dumps(recipe_config_overrides(recipe))) == recipe_config_overrides(recipe)
