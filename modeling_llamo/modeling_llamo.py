@@ -704,7 +704,15 @@ class LlamoModel(LlamoPreTrainedModel):
         """
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("You must specify exactly one of `input_ids` or `inputs_embeds`.")
-        if input_ids is not None and input_ids.numel() and int(input_ids.max()) >= self.get_input_embeddings().num_embeddings:
+        # The checks below read values back to the host; decode steps (a filled cache, ids the model generated
+        # itself) skip them so that generation on an accelerator does not wait on the device every token.
+        prefill = cache is None or cache.get_seq_length() == 0
+        if (
+            prefill
+            and input_ids is not None
+            and input_ids.numel()
+            and int(input_ids.max()) >= self.get_input_embeddings().num_embeddings
+        ):
             raise ValueError(
                 f"`input_ids` holds token id {int(input_ids.max())} but the language model has "
                 f"{self.get_input_embeddings().num_embeddings} embeddings; resize them after adding tokens."
@@ -742,7 +750,7 @@ class LlamoModel(LlamoPreTrainedModel):
                 inputs_embeds = inputs_embeds + media.text_embeds_delta.to(inputs_embeds.dtype)
             key_frame_embeds = media.key_frame_embeds.to(inputs_embeds.device, inputs_embeds.dtype)
             inputs_embeds = inputs_embeds.masked_scatter(placeholder_mask[..., None], key_frame_embeds.reshape(-1))
-        elif bool(placeholder_mask.any()) and (cache is None or cache.get_seq_length() == 0):
+        elif prefill and bool(placeholder_mask.any()):
             # Decode steps may legitimately emit the token; a prompt with placeholders but no media is a mistake.
             raise ValueError(
                 f"The prompt holds {int(placeholder_mask.sum())} `<motion>` placeholder tokens but no media were given; "
