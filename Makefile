@@ -22,7 +22,7 @@ setup: $(BIN)/.llamo-installed
 # about a bundled motion, streams the answer and draws the key frames the question selected.
 demo: setup
 	$(BIN)/llamo chat --motion llamo/assets/run_then_punch.npz --show outputs/key_frames.png \
-		"What body part does the person use while they punch?"
+		"Which direction does the person run?"
 
 test: setup
 	$(BIN)/python -m pytest -q tests
