@@ -27,6 +27,7 @@ import os
 from dataclasses import dataclass, field
 
 from llamo import demo
+from llamo.data.motion_qa import suite_has_videos
 from llamo.evaluation.harness import LlamoPredictor
 from llamo.evaluation.suite import evaluate_split, table_header, table_row
 
@@ -54,14 +55,6 @@ VARIANTS = {
         Variant("both", "video + motion", modality="both"),
     )
 }
-
-
-def suite_has_videos(data: str) -> bool:
-    path = os.path.join(data, "metadata.json")
-    if not os.path.exists(path):
-        return False
-    with open(path) as f:
-        return bool(json.load(f)["config"].get("render_videos"))
 
 
 def load_variant(checkpoint: str, variant: Variant, batch_size: int) -> LlamoPredictor:

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from llamo import demo
 from llamo.data.adapters import babel_qa_conversations
 from llamo.data.conversations import LlamoDataCollator
-from llamo.data.motion_qa import generate_suite, load_babel_qa
+from llamo.data.motion_qa import generate_suite, load_babel_qa, suite_has_videos
 
 
 def motion_statistics(root, processor, limit, seed):
@@ -84,6 +84,10 @@ def main(argv=None):
         print(f"Generating the motion-QA suite ({args.num_sequences} sequences) into {args.data} ...")
         generate_suite(args.data, num_sequences=args.num_sequences, seed=args.seed,
                        render_videos=args.modality != "motion", progress=True)
+    if args.modality != "motion" and not suite_has_videos(args.data):
+        raise SystemExit(f"--modality {args.modality} needs rendered videos, but the suite in {args.data} has none; "
+                         "pass --data with a new folder (it is generated with videos) or render one with "
+                         "examples/make_motion_qa.py.")
 
     previous = None
     if args.init_from:

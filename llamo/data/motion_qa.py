@@ -111,6 +111,7 @@ __all__ = [
     "generate_sequence",
     "generate_suite",
     "load_babel_qa",
+    "suite_has_videos",
     "make_questions",
     "sample_spec",
     "to_amass",
@@ -1071,6 +1072,15 @@ class BabelQAItem:
     @property
     def relation(self) -> str:
         return self.relation_type
+
+
+def suite_has_videos(root: str | os.PathLike) -> bool:
+    """Whether a suite folder was generated with rendered videos (``render_videos=True``)."""
+    path = os.path.join(os.fspath(root), "metadata.json")
+    if not os.path.isfile(path):
+        return False
+    with open(path) as f:
+        return bool(json.load(f).get("config", {}).get("render_videos"))
 
 
 def load_babel_qa(root: str | os.PathLike, split: str | None = None, split_file: str | os.PathLike | None = None) -> list[BabelQAItem]:
