@@ -26,7 +26,7 @@ import json
 import os
 from dataclasses import dataclass, field
 
-from llamo import demo
+from llamo import demo, inference
 from llamo.data.motion_qa import suite_has_videos
 from llamo.evaluation.harness import LlamoPredictor
 from llamo.evaluation.suite import evaluate_split, table_header, table_row
@@ -58,19 +58,9 @@ VARIANTS = {
 
 
 def load_variant(checkpoint: str, variant: Variant, batch_size: int) -> LlamoPredictor:
-    """The checkpoint with the variant's switches flipped (evaluation-time ablation).
-
-    Config overrides go through `from_pretrained` (weights of a module a variant switches off are left unused);
-    the processor's `num_key_frames` follows the model's so that each clip gets as many placeholders as key frames.
-    """
-    import torch
-    from transformers import AutoModelForImageTextToText, AutoProcessor
-
-    import modeling_llamo  # noqa: F401  (registers the Auto classes)
-
-    model = AutoModelForImageTextToText.from_pretrained(checkpoint, dtype=torch.float32, **variant.config).eval()
-    processor = AutoProcessor.from_pretrained(checkpoint)
-    processor.num_key_frames = model.config.num_key_frames
+    """The checkpoint with the variant's switches flipped (evaluation-time ablation; weights of a module a variant
+    switches off are left unused)."""
+    model, processor = inference.load(checkpoint, **variant.config)
     return LlamoPredictor(model, processor, max_new_tokens=8, batch_size=batch_size, name=f"{checkpoint}:{variant.name}")
 
 

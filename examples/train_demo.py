@@ -90,6 +90,9 @@ def main(argv=None):
                          "examples/make_motion_qa.py.")
 
     previous = None
+    if args.init_from and (args.config or args.frame_selection != "text_guided"):
+        raise SystemExit("--init-from continues a trained model with its own config; --config/--frame-selection "
+                         "apply only to a fresh training.")
     if args.init_from:
         with open(os.path.join(args.init_from, "recipe.json")) as f:
             previous = json.load(f)

@@ -49,13 +49,20 @@ def ensure_untrained_default(path: str = DEFAULT_UNTRAINED):
     return path
 
 
-def load(path: str, dtype=torch.float32):
-    """(model, processor) from a llamo checkpoint folder."""
+def load(path: str, dtype=torch.float32, **config_overrides):
+    """(model, processor) from a llamo checkpoint folder.
+
+    `config_overrides` change `LlamoConfig` switches at load time (e.g. `frame_selection="uniform"`,
+    `num_key_frames=8`, `use_enhancer=False`: the evaluation-time ablation); the processor's `num_key_frames`
+    follows the model's, so each clip gets as many placeholders as the model selects key frames.
+    """
     import modeling_llamo  # noqa: F401  (registers the Auto classes)
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype).eval()
-    return model, AutoProcessor.from_pretrained(path)
+    model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype, **config_overrides).eval()
+    processor = AutoProcessor.from_pretrained(path)
+    processor.num_key_frames = model.config.num_key_frames
+    return model, processor
 
 
 def user_message(question: str, motion=None, video=None) -> dict:

@@ -283,9 +283,10 @@ def _decode_frames(container, stream, index: _StreamIndex, wanted: np.ndarray, s
     out = None if size is None else np.empty((len(wanted), size[0], size[1], 3), dtype=np.uint8)
     kept = [] if size is None else None
     # One reformatter for the whole clip: `frame.to_ndarray(width=..., height=...)` builds a fresh swscale
-    # context (scaling filter tables included) for every frame, which cost as much as the scaling itself
-    # (768x768 -> 224x224: 33 ms vs 16 ms for 32 frames, benchmarks/bench_video.py). One thread: data loaders
-    # parallelise across clips, and on 2 cores threaded scaling measured no faster.
+    # context (scaling filter tables included) for every frame, which cost about as much as the scaling itself
+    # (768x768 -> 224x224, 32 frames: the conversion took ~33 ms per clip that way and ~16 ms with one context, in
+    # a one-off profile; benchmarks/bench_video.py's ratio for that clip went from 0.72 to 0.94). One thread: data
+    # loaders parallelise across clips, and on 2 cores threaded scaling measured no faster.
     reformatter = VideoReformatter()
     convert = {"format": "rgb24", "threads": 1}
     if size is not None:
