@@ -6,7 +6,10 @@
    same LoRA on the same text (`--text-length` tokens). Goal <= 1.3x. LLaMo's sequence is text + K = 16 placeholder
    positions; the bare LM is also timed at text + K tokens to separate the cost of those positions from the cost of
    the motion modules. `--video` adds the clip's 32 video frames through a frozen vision tower (reported apart: the
-   tower's cost is the vision encoder's, not LLaMo's).
+   tower's cost is the vision encoder's, not LLaMo's). These steps all compute the loss over full logits, as the
+   bare LM does; LLaMo's own training loss (`answer_loss`: the LM head at labelled positions only) is timed
+   against that as a further ratio (`--answer-tokens` sets how many of the text tokens are labelled; the demo's
+   answers are about 3 of 50).
 2. The data pipeline: samples/s of `LlamoDataCollator` (decoding the files, motion features, tokenising, labels)
    in one process, for motion-only rows (an AMASS-style `.npz`, 10 s at 120 fps) and motion + video rows (a bundled
    mp4, 32 frames at 224 px), against the training step's samples/s. A ratio >= 1 means one loader process keeps up
@@ -68,12 +71,22 @@ def median_step(step, repeats, warmup=2):
     return statistics.median(times)
 
 
-def make_step(model, batch):
+def make_step(model, batch, answer_loss=False):
+    """One training step. By default the loss is the usual causal-LM loss over the logits of every position (what
+    the bare LM computes, so the overhead ratio compares like with like); `answer_loss=True` runs LLaMo's
+    `answer_loss` instead (the LM head at labelled positions only, `logits_to_keep=1`), as `examples/train_demo.py`
+    and `LlamoTrainer` do."""
     parameters = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=1e-5)
+    inputs = {name: value for name, value in batch.items() if name != "labels"}
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    vocab_size = base.config.get_text_config().vocab_size
 
     def step():
-        loss = model(**batch).loss
+        if answer_loss:
+            loss = model(**batch, logits_to_keep=1).loss
+        else:
+            loss = base.loss_function(logits=model(**inputs).logits, labels=batch["labels"], vocab_size=vocab_size)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -83,10 +96,11 @@ def make_step(model, batch):
     return step
 
 
-def text_batch(batch_size, length, device, generator):
+def text_batch(batch_size, length, device, generator, answer_tokens=None):
     ids = torch.randint(3, 49000, (batch_size, length), generator=generator)
     labels = ids.clone()
-    labels[:, : length // 2] = -100  # the prompt half is masked, as in instruction tuning
+    answer_tokens = length // 2 if answer_tokens is None else answer_tokens
+    labels[:, : length - answer_tokens] = -100  # the prompt is masked, as in instruction tuning
     return {"input_ids": ids.to(device), "attention_mask": torch.ones_like(ids).to(device), "labels": labels.to(device)}
 
 
@@ -110,7 +124,7 @@ def bench_step(args):
     # LoRA r=64/alpha=16 on the LM's q,v (the same projections as the bare LM's) + the new modules fully trained
     llamo = prepare_model_for_stage(llamo, stage="instruction", lora_r=64, lora_alpha=16, lora_dropout=0.0)
 
-    batch = text_batch(args.batch_size, args.text_length, device, generator)
+    batch = text_batch(args.batch_size, args.text_length, device, generator, args.answer_tokens)
     ids = torch.cat([batch["input_ids"][:, :8], torch.full((args.batch_size, K), MOTION_TOKEN, device=device),
                      batch["input_ids"][:, 8:]], dim=1)
     labels = torch.cat([batch["labels"][:, :8], torch.full((args.batch_size, K), -100, device=device),
@@ -125,8 +139,10 @@ def bench_step(args):
     }
     steps = {
         "bare_lm": make_step(lm, batch),
-        "bare_lm_plus_k": make_step(lm, text_batch(args.batch_size, args.text_length + K, device, generator)),
+        "bare_lm_plus_k": make_step(lm, text_batch(args.batch_size, args.text_length + K, device, generator,
+                                                   args.answer_tokens)),
         "llamo_motion": make_step(llamo, llamo_batch),
+        "llamo_motion_answer_loss": make_step(llamo, llamo_batch, answer_loss=True),
     }
     if args.video:
         video_batch = dict(llamo_batch)
@@ -145,6 +161,8 @@ def bench_step(args):
     ratios = {name: statistics.median(a / b for a, b in zip(values, times["bare_lm"])) for name, values in times.items()}
     ratios["llamo_motion_vs_bare_lm_plus_k"] = statistics.median(
         a / b for a, b in zip(times["llamo_motion"], times["bare_lm_plus_k"]))
+    ratios["answer_loss_vs_full_logits_loss"] = statistics.median(
+        a / b for a, b in zip(times["llamo_motion_answer_loss"], times["llamo_motion"]))
     return medians, ratios
 
 
@@ -191,6 +209,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--text-length", type=int, default=128, help="text tokens per sample (prompt + answer)")
+    parser.add_argument("--answer-tokens", type=int, default=None,
+                        help="labelled (answer) tokens per sample (default: half the text)")
     parser.add_argument("--frames", type=int, default=32, help="frames of the clip")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--video", action="store_true", help="also time a motion + video clip (vision tower forward)")
@@ -221,13 +241,17 @@ def main():
         "loader_over_train": {kind: sps / train_sps for kind, sps in pipeline.items()},
     }
 
-    print(f"Training step, batch {args.batch_size}, {args.text_length} text tokens, {args.frames}-frame clip, "
+    answers = args.text_length // 2 if args.answer_tokens is None else args.answer_tokens
+    print(f"Training step, batch {args.batch_size}, {args.text_length} text tokens ({answers} labelled), "
+          f"{args.frames}-frame clip, "
           f"{args.device} ({torch.get_num_threads()} threads, {'CPU' if clock is CLOCKS['cpu'] else 'wall'} time); "
           f"medians of {args.repeats} interleaved rounds:")
     print(f"  bare LM + LoRA (q,v r=64)            {step['bare_lm'] * 1e3:8.1f} ms")
     print(f"  bare LM + LoRA at text + K tokens    {step['bare_lm_plus_k'] * 1e3:8.1f} ms   ratio {ratios['bare_lm_plus_k']:.2f}x")
     print(f"  LLaMo instruction stage, motion      {step['llamo_motion'] * 1e3:8.1f} ms   ratio {ratios['llamo_motion']:.2f}x "
           f"(goal <= 1.3x); {ratios['llamo_motion_vs_bare_lm_plus_k']:.2f}x vs the LM at the same positions")
+    print(f"  LLaMo, answer-only loss (answer_loss) {step['llamo_motion_answer_loss'] * 1e3:7.1f} ms   "
+          f"{ratios['answer_loss_vs_full_logits_loss']:.2f}x the same step with the loss over full logits")
     if "llamo_motion_video" in step:
         print(f"  LLaMo, motion + video (frozen tower) {step['llamo_motion_video'] * 1e3:8.1f} ms   "
               f"ratio {ratios['llamo_motion_video']:.2f}x (vision tower forward included)")

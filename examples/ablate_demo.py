@@ -94,6 +94,8 @@ def main(argv=None):
     parser.add_argument("--output", default="outputs/ablation")
     args = parser.parse_args(argv)
 
+    if args.data == demo.DEMO_SUITE:
+        demo.ensure_suite()
     names = args.variants or list(VARIANTS)
     if not args.variants and not args.retrain:
         # Video rows need a suite rendered with videos and a checkpoint trained on them; by default they are run

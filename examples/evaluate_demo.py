@@ -31,6 +31,8 @@ def main(argv=None):
     parser.add_argument("--output", default="outputs/demo-eval")
     args = parser.parse_args(argv)
 
+    if args.data == demo.DEMO_SUITE:
+        demo.ensure_suite(render_videos=args.modality != "motion")
     model_path = args.model or demo.materialize_demo()
     predictor = LlamoPredictor.from_pretrained(model_path, max_new_tokens=8, batch_size=args.batch_size)
     rows = []

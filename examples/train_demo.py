@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from llamo import demo
 from llamo.data.adapters import babel_qa_conversations
 from llamo.data.conversations import LlamoDataCollator
-from llamo.data.motion_qa import generate_suite, load_babel_qa, suite_has_videos
+from llamo.data.motion_qa import load_babel_qa, suite_has_videos
 
 
 def motion_statistics(root, processor, limit, seed):
@@ -31,6 +31,13 @@ def motion_statistics(root, processor, limit, seed):
     paths = sorted({item.motion_path for item in load_babel_qa(root, "train")})
     random.Random(seed).shuffle(paths)
     return processor.feature_extractor.compute_statistics(paths[:limit], fps=30.0, up_axis="z", update=False)
+
+
+def suite_identity(root):
+    """What the recipe records about the suite trained on: its own seed and size, read from the suite."""
+    with open(os.path.join(root, "metadata.json")) as f:
+        summary = json.load(f)["summary"]
+    return {"num_sequences": summary["num_sequences"], "seed": summary["seed"]}
 
 
 def parse_overrides(pairs):
@@ -56,7 +63,9 @@ def lr_at(step, total, warmup):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=demo.DEMO_SUITE, help="motion-QA suite folder (generated if missing)")
-    parser.add_argument("--num-sequences", type=int, default=3000)
+    parser.add_argument("--num-sequences", type=int, default=demo.DEMO_SUITE_SIZE, help="size of a suite generated here")
+    parser.add_argument("--suite-seed", type=int, default=demo.DEMO_SUITE_SEED, help="seed of a suite generated here "
+                        "(the README's numbers are on the seed-0 suite; its held-out action pairs depend on the seed)")
     parser.add_argument("--steps", type=int, default=1200)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=1e-3, help="new modules")
@@ -80,10 +89,8 @@ def main(argv=None):
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
 
-    if not os.path.exists(os.path.join(args.data, "questions.json")):
-        print(f"Generating the motion-QA suite ({args.num_sequences} sequences) into {args.data} ...")
-        generate_suite(args.data, num_sequences=args.num_sequences, seed=args.seed,
-                       render_videos=args.modality != "motion", progress=True)
+    demo.ensure_suite(args.data, num_sequences=args.num_sequences, seed=args.suite_seed,
+                      render_videos=args.modality != "motion")
     if args.modality != "motion" and not suite_has_videos(args.data):
         raise SystemExit(f"--modality {args.modality} needs rendered videos, but the suite in {args.data} has none; "
                          "pass --data with a new folder (it is generated with videos) or render one with "
@@ -130,12 +137,12 @@ def main(argv=None):
         for batch in loader:
             for group, base in zip(optimizer.param_groups, base_lrs):
                 group["lr"] = base * lr_at(step, args.steps, args.warmup)
-            loss = peft_model(**batch).loss
+            loss = peft_model(**batch, logits_to_keep=1).loss  # the loop reads only the loss (answer_loss)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(new_params + lora_params, 1.0)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-            log.append(float(loss))
+            log.append(loss.item())
             step += 1
             bar.update(1)
             if step % 20 == 0:
@@ -156,7 +163,7 @@ def _save_factory(args, previous, overrides, peft_model, processor, log, start):
             "build": demo.DEMO_BUILD, "build_seed": build_seed, "lora": demo.LORA,
             "frame_selection": overrides["frame_selection"], "config_overrides": overrides, "modality": args.modality,
             "steps": step, "planned_steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "lora_lr": args.lora_lr,
-            "warmup": args.warmup, "suite": {"num_sequences": args.num_sequences, "seed": args.seed},
+            "warmup": args.warmup, "seed": args.seed, "suite": suite_identity(args.data),
             "train_minutes": round(minutes, 1), "final_loss_mean_last_50": float(np.mean(log[-50:])),
             "loss_curve_every_20": [round(float(np.mean(log[i:i + 20])), 4) for i in range(0, len(log), 20)],
         }

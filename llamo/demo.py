@@ -39,6 +39,21 @@ DEMO_BUILD = dict(
 LORA = dict(r=8, lora_alpha=16, lora_dropout=0.0)
 
 
+DEMO_SUITE_SEED = 0  # held-out action pairs depend on the seed: every demo number is on this suite
+DEMO_SUITE_SIZE = 3000
+
+
+def ensure_suite(root=DEMO_SUITE, num_sequences=DEMO_SUITE_SIZE, seed=DEMO_SUITE_SEED, render_videos=False):
+    """The motion-QA suite folder the demo trains and is evaluated on, generated (once, about 30 s on 2 cores
+    without videos) when missing. Returns `root`."""
+    from llamo.data.motion_qa import generate_suite
+
+    if not os.path.exists(os.path.join(root, "questions.json")):
+        print(f"Generating the motion-QA suite ({num_sequences} sequences, seed {seed}) into {root} ...")
+        generate_suite(root, num_sequences=num_sequences, seed=seed, render_videos=render_videos, progress=True)
+    return root
+
+
 def demo_available() -> bool:
     return os.path.exists(DEMO_WEIGHTS) and os.path.exists(DEMO_RECIPE)
 

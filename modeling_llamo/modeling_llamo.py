@@ -856,7 +856,7 @@ class LlamoForConditionalGeneration(LlamoPreTrainedModel, GenerationMixin):
 
         loss = None
         if labels is not None:  # E13: answer tokens only, plus the estimator's auxiliary loss
-            loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.text_config.vocab_size, **kwargs)
+            loss = self.answer_loss(hidden_states, labels, **kwargs)
             if outputs.estimator_loss is not None:
                 loss = loss + self.config.estimator_loss_weight * outputs.estimator_loss
         return LlamoCausalLMOutputWithPast(
@@ -870,6 +870,20 @@ class LlamoForConditionalGeneration(LlamoPreTrainedModel, GenerationMixin):
             window_radii=outputs.window_radii,
             estimator_loss=outputs.estimator_loss,
         )
+
+    def answer_loss(self, hidden_states: torch.Tensor, labels: torch.LongTensor, **kwargs) -> torch.Tensor:
+        """E13's next-token NLL, with the LM head applied only at the positions whose next token is labelled.
+
+        The same value as the usual loss over full logits (same positions, same reduction, `num_items_in_batch`
+        honoured), but answers are a few tokens of each prompt: projecting every position onto the vocabulary and
+        back-propagating a full log-softmax was most of a demo training step's cost on CPU. So the loss does not
+        depend on `logits_to_keep`, and a training loop that does not read the logits passes `logits_to_keep=1`.
+        """
+        shift_labels = F.pad(labels.to(hidden_states.device), (0, 1), value=-100)[:, 1:]
+        labelled = shift_labels != -100
+        answer_logits = self.lm_head(hidden_states[labelled])
+        return self.loss_function(logits=answer_logits, labels=None, shift_labels=shift_labels[labelled],
+                                  vocab_size=self.config.text_config.vocab_size, **kwargs)
 
     def prepare_inputs_for_generation(self, input_ids, next_sequence_length=None, cache=None, attention_mask=None,
                                       inputs_embeds=None, is_first_iteration=False, **kwargs):

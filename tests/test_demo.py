@@ -35,3 +35,38 @@ def test_demo_answers_a_fixed_question_about_the_bundled_motion(demo_checkpoint)
     assert result.text.strip().lower() == "forward"
     keys = result.key_frame_indices[0]
     assert len(keys) == 16 and keys == sorted(keys)
+
+
+def test_train_demo_continues_the_shipped_weights_and_records_its_suite(tmp_path):
+    """examples/train_demo.py end to end, two steps: it generates a missing suite with the *suite* seed (not the
+    training seed: held-out action pairs depend on it), continues the shipped weights through the answer-only loss,
+    and writes weights that load into the demo architecture and a recipe that says what was trained on."""
+    import json
+    import sys
+
+    import torch
+    from safetensors.torch import load_file
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples"))
+    try:
+        import train_demo
+    finally:
+        sys.path.pop(0)
+    suite, output = tmp_path / "suite", tmp_path / "weights"
+    train_demo.main(["--init-from", demo.DEMO_WEIGHTS_DIR, "--data", str(suite), "--num-sequences", "12",
+                     "--suite-seed", "7", "--seed", "3", "--steps", "2", "--batch-size", "2", "--warmup", "1",
+                     "--output", str(output)])
+    with open(suite / "metadata.json") as f:
+        assert json.load(f)["summary"]["seed"] == 7
+    with open(output / "recipe.json") as f:
+        recipe = json.load(f)
+    with open(demo.DEMO_RECIPE) as f:
+        shipped = json.load(f)
+    assert recipe["suite"] == {"num_sequences": 12, "seed": 7} and recipe["seed"] == 3
+    assert recipe["steps"] == 2 and recipe["total_steps"] == shipped.get("total_steps", shipped["steps"]) + 2
+    assert all(0 < loss < 10 for loss in recipe["loss_curve_every_20"])
+    before, after = load_file(demo.DEMO_WEIGHTS), load_file(output / "llamo-demo.safetensors")
+    assert before.keys() == after.keys()
+    assert any(not torch.equal(before[name], after[name]) for name in before if "lora_" in name)
+    model, processor, _ = demo.build_untrained(motion_mean=recipe["motion_mean"], motion_std=recipe["motion_std"])
+    demo.load_shipped_state(demo.wrap_for_training(model), processor, output / "llamo-demo.safetensors")

@@ -84,6 +84,29 @@ def test_estimator_loss_is_added_to_the_language_loss(model):
     torch.testing.assert_close(out.loss, lm_only + model.config.estimator_loss_weight * out.estimator_loss)
 
 
+def test_answer_loss_equals_the_full_logits_loss_whatever_logits_to_keep(model):
+    # The loss projects only labelled positions onto the vocabulary (answer_loss); it must be the usual E13 loss
+    # over full logits, with the same gradients, and not depend on which logits the caller asks back.
+    ids = torch.tensor([make_prompt(), make_prompt()])
+    labels = ids.clone()
+    labels[0, :-3] = -100  # answer-only labels of different lengths, as the collator writes them
+    labels[1, :-5] = -100
+    media = clip_inputs(num_clips=2, motion=True)
+    projector = model.model.multi_modal_projector.linear_2.weight
+    vocab = model.config.text_config.vocab_size
+    for num_items in (None, torch.tensor(11)):
+        extra = {} if num_items is None else {"num_items_in_batch": num_items}
+        full = model(input_ids=ids, **media)
+        reference = model.loss_function(logits=full.logits, labels=labels, vocab_size=vocab, **extra)
+        reference_grad = torch.autograd.grad(reference, projector)[0]
+        for keep in (0, 1):
+            out = model(input_ids=ids, labels=labels, logits_to_keep=keep, **media, **extra)
+            assert out.logits.shape[1] == (ids.shape[1] if keep == 0 else 1)
+            torch.testing.assert_close(out.loss, reference)
+            grad = torch.autograd.grad(out.loss, projector)[0]
+            torch.testing.assert_close(grad, reference_grad)
+
+
 def test_inputs_embeds_equal_input_ids(model):
     ids = torch.tensor([make_prompt()])
     media = clip_inputs(video=True, motion=True)

@@ -157,6 +157,14 @@ class LlamoTrainer(Trainer):
         self.max_new_tokens = max_new_tokens
         self.generation_collator = LlamoGenerationCollator(self.processing_class, default_motion_fps=default_motion_fps)
 
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        # A training step reads only the loss, which the model computes at the answer positions alone
+        # (`answer_loss`); asking for the last position's logits skips projecting every position onto the
+        # vocabulary. Evaluation (return_outputs) and custom losses that read the logits get them all.
+        if model.training and not return_outputs and self.label_smoother is None and self.compute_loss_func is None:
+            inputs = {**inputs, "logits_to_keep": 1}
+        return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"):
         metrics = {}
         if eval_dataset is not None or self.eval_dataset is not None:
