@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from llamo import demo, inference
 from llamo.data.motion_qa import suite_has_videos
 from llamo.evaluation.harness import LlamoPredictor
-from llamo.evaluation.suite import evaluate_split, table_header, table_row
+from llamo.evaluation.suite import evaluate_split, paired_table, table_header, table_row
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ def main(argv=None):
         names = [name for name in names if VARIANTS[name].modality == "motion" or has_video]
     checkpoint = None if args.retrain else (args.model or demo.materialize_demo())
     mode = "retrained per variant" if args.retrain else f"evaluation-time switches on {checkpoint}"
-    rows = []
+    rows, folders = [], {}
     for name in names:
         variant = VARIANTS[name]
         folder = os.path.join(args.output, name)
@@ -116,9 +116,12 @@ def main(argv=None):
             predictor = load_variant(checkpoint, variant, args.batch_size)
         result = evaluate_split(predictor, args.data, args.split, folder, limit=args.limit, seed=args.seed,
                                 modality=variant.modality, batch_size=args.batch_size, plot=False)
+        folders[name] = folder
         rows.append(table_row(f"{name}: {variant.description}", result))
         print("\n".join([table_header("variant")] + rows), flush=True)
     table = "\n".join([table_header("variant")] + rows)
+    if "full" in folders and len(folders) > 1:  # what switching each part off costs, on the same questions
+        table += "\n\n" + paired_table("full", folders["full"], {n: f for n, f in folders.items() if n != "full"})
     os.makedirs(args.output, exist_ok=True)
     with open(os.path.join(args.output, "ablation.md"), "w") as f:
         f.write(f"Ablation on the motion-QA suite, split {args.split!r} ({mode}).\n\n{table}\n")

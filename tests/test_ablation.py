@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from llamo.data.motion_qa import generate_suite
-from llamo.evaluation.suite import sample_items
+from llamo.evaluation.suite import choice_correctness, sample_items
 from llamo.training.tiny import tiny_model, tiny_processor
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -88,9 +88,19 @@ def test_ablation_script_writes_one_row_per_variant_and_resumes(suite_and_checkp
     ablate.main(argv)  # no --variants and a suite without videos: the motion variants only
     table = (tmp_path / "ablation.md").read_text()
     motion_variants = [name for name, v in ablate.VARIANTS.items() if v.modality == "motion"]
-    rows = [line for line in table.splitlines() if line.startswith("| ") and not line.startswith("| variant")]
+    variants_table, paired_table = table.split("\n\n")[1:]
+    rows = [line for line in variants_table.splitlines() if line.startswith("| ") and not line.startswith("| variant")]
     assert [row.split(":")[0][2:] for row in rows] == motion_variants
     assert all(os.path.exists(tmp_path / name / "babel_qa" / "report.json") for name in motion_variants)
+    # The paired table: every other variant against the full model, on the same questions.
+    full = choice_correctness(tmp_path / "full")
+    paired = [line.strip("| ").split(" | ") for line in paired_table.strip().splitlines()[2:]]
+    assert [cells[0] for cells in paired] == motion_variants[1:]
+    for name, difference, _, only_full, only_variant, n in paired:
+        variant = choice_correctness(tmp_path / name)
+        assert int(n) == len(full) == 3
+        assert int(only_full) == sum(full[i] and not variant[i] for i in full)
+        assert float(difference) == pytest.approx(100 * (sum(variant.values()) - sum(full.values())) / 3, abs=0.05)
     # A second run reuses every cached prediction and writes the same table.
     ablate.main(argv)
     assert (tmp_path / "ablation.md").read_text() == table

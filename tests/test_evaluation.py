@@ -206,6 +206,19 @@ def test_babel_qa_metrics_hand_computed():
     assert m["by_query_type_and_relation"]["action/before"]["accuracy"] == 0.0
 
 
+def test_paired_accuracy_difference_hand_computed():
+    from llamo.evaluation.metrics import paired_accuracy_difference
+
+    reference = {"a": True, "b": True, "c": False, "d": False, "e": True}
+    other = {"a": True, "b": False, "c": True, "d": False, "e": False, "only_in_other": True}
+    result = paired_accuracy_difference(reference, other)
+    # on a..e: per-item differences 0, 1, -1, 0, 1 -> mean 0.2, population variance 0.6 - 0.04 = 0.56
+    assert result["n"] == 5 and result["only_reference"] == 2 and result["only_other"] == 1
+    assert result["difference"] == pytest.approx(0.2)
+    assert result["standard_error"] == pytest.approx((0.56 / 5) ** 0.5)
+    assert paired_accuracy_difference({"a": True}, {"b": True})["n"] == 0
+
+
 def test_counting_metrics_hand_computed():
     m = counting_metrics([3, 5, None, 10], [3, 4, 2, 8])
     assert m["obz"] == pytest.approx(1 / 4)

@@ -12,6 +12,7 @@ import os
 import random
 
 from .harness import BabelQATask, CountingTask, load_babel_qa, run_evaluation
+from .metrics import paired_accuracy_difference
 
 CHOICE_TYPES = ("action", "direction", "body_part")
 MODALITIES = ("motion", "video", "both")
@@ -64,6 +65,25 @@ def evaluate_split(predictor, data, split: str, output: str, limit: int = 300, s
     return {"qa": qa, "counting": counts}
 
 
+def choice_correctness(output: str) -> dict[str, bool]:
+    """Question id -> whether the choice answer was right, from an `evaluate_split` output folder."""
+    with open(os.path.join(output, "babel_qa", "scored_items.jsonl"), encoding="utf-8") as handle:
+        return {row["id"]: bool(row["correct"]) for row in map(json.loads, handle)}
+
+
+def paired_table(reference_label: str, reference_output: str, others: dict[str, str]) -> str:
+    """Markdown table of each model's choice accuracy against the reference's on the same questions
+    (`paired_accuracy_difference`), e.g. every ablation variant against the full model."""
+    reference = choice_correctness(reference_output)
+    lines = [f"| variant | choice acc minus {reference_label}'s (points) | paired standard error | only "
+             f"{reference_label} right | only the variant right | n |", "|---|---|---|---|---|---|"]
+    for label, output in others.items():
+        d = paired_accuracy_difference(reference, choice_correctness(output))
+        lines.append(f"| {label} | {-100 * d['difference']:+.1f} | {100 * d['standard_error']:.1f} | "
+                     f"{d['only_reference']} | {d['only_other']} | {d['n']} |")
+    return "\n".join(lines)
+
+
 def table_header(first_column: str = "split") -> str:
     columns = (first_column, *TABLE_COLUMNS)
     return "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns)
@@ -84,4 +104,5 @@ def table_row(label: str, result: dict) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-__all__ = ["CHOICE_TYPES", "MODALITIES", "evaluate_split", "sample_items", "table_header", "table_row"]
+__all__ = ["CHOICE_TYPES", "MODALITIES", "choice_correctness", "evaluate_split", "paired_table", "sample_items",
+           "table_header", "table_row"]
