@@ -875,8 +875,9 @@ class LlamoForConditionalGeneration(LlamoPreTrainedModel, GenerationMixin):
         """E13's next-token NLL, with the LM head applied only at the positions whose next token is labelled.
 
         The same value as the usual loss over full logits (same positions, same reduction, `num_items_in_batch`
-        honoured), but answers are a few tokens of each prompt: projecting every position onto the vocabulary and
-        back-propagating a full log-softmax was most of a demo training step's cost on CPU. So the loss does not
+        honoured), but answers are a few tokens of each prompt, and projecting every position onto the vocabulary and
+        back-propagating a full log-softmax is a large share of a training step (`benchmarks/bench_train.py`: the
+        step takes 0.80-0.83x as long without it on CPU). So the loss does not
         depend on `logits_to_keep`, and a training loop that does not read the logits passes `logits_to_keep=1`.
         """
         shift_labels = F.pad(labels.to(hidden_states.device), (0, 1), value=-100)[:, 1:]
