@@ -33,6 +33,24 @@ def motion_statistics(root, processor, limit, seed):
     return processor.feature_extractor.compute_statistics(paths[:limit], fps=30.0, up_axis="z", update=False)
 
 
+# --modality -> the (use_motion, use_video) forms each training question appears in
+TRAINING_FORMS = {
+    "motion": [(True, False)],
+    "video": [(False, True)],
+    "both": [(True, True)],
+    "mixed": [(True, False), (False, True), (True, True)],
+}
+
+
+def training_conversations(root, modality):
+    """The suite's training questions, once per form of `TRAINING_FORMS[modality]`."""
+    from datasets import concatenate_datasets
+
+    parts = [babel_qa_conversations(root, "train", representation="joints22", use_motion=use_motion,
+                                    use_video=use_video) for use_motion, use_video in TRAINING_FORMS[modality]]
+    return parts[0] if len(parts) == 1 else concatenate_datasets(parts)
+
+
 def suite_identity(root):
     """What the recipe records about the suite trained on: its own seed and size, read from the suite."""
     with open(os.path.join(root, "metadata.json")) as f:
@@ -76,8 +94,10 @@ def main(argv=None):
     parser.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
                         help="LlamoConfig override for an ablation variant, value in JSON (e.g. num_key_frames=8, "
                         "use_enhancer=false); repeatable")
-    parser.add_argument("--modality", default="motion", choices=["motion", "video", "both"],
-                        help="what each training question comes with (video renders the suite's videos)")
+    parser.add_argument("--modality", default="motion", choices=list(TRAINING_FORMS),
+                        help="what each training question comes with (video renders the suite's videos); mixed: "
+                        "every question three times, with its motion, its video and both, so one model serves all "
+                        "three inputs")
     parser.add_argument("--output", default=demo.DEMO_WEIGHTS_DIR)
     parser.add_argument("--stats-motions", type=int, default=400)
     parser.add_argument("--save-every", type=int, default=0, help="also save the weights every N steps (a long run "
@@ -117,8 +137,7 @@ def main(argv=None):
         peft_model = demo.wrap_for_training(model)
     peft_model.train()
 
-    dataset = babel_qa_conversations(args.data, "train", representation="joints22", use_video=args.modality != "motion",
-                                     use_motion=args.modality != "video")
+    dataset = training_conversations(args.data, args.modality)
     collator = LlamoDataCollator(processor, default_motion_fps=30.0)
     loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=True, collate_fn=collator, drop_last=True,
                         generator=torch.Generator().manual_seed(args.seed))

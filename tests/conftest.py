@@ -1,6 +1,8 @@
 """Shared fixtures: tiny random LLaMo configs (hidden 32, 2 layers), in the style of transformers' own tests."""
 
+import importlib.util
 import os
+import sys
 import tempfile
 
 # Built checkpoints (SmolLM2 conversion, llamo-demo) go to a per-session cache unless the caller chose one; set
@@ -13,6 +15,23 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from modeling_llamo import LlamoConfig, LlamoForConditionalGeneration
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load_example(name):
+    """`examples/<name>.py` as a module (examples are scripts, not a package); `examples/` is on the path while it
+    executes, so an example importing another (ablate_demo -> train_demo) works."""
+    spec = importlib.util.spec_from_file_location(f"llamo_example_{name}", os.path.join(REPO, "examples", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the file executes
+    sys.path.insert(0, os.path.join(REPO, "examples"))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.pop(0)
+    return module
+
 
 VOCAB_SIZE = 99
 MOTION_TOKEN_ID = VOCAB_SIZE - 1

@@ -1,8 +1,6 @@
 """The ablation script (examples/ablate_demo.py) and the suite evaluation it shares with examples/evaluate_demo.py."""
 
-import importlib.util
 import os
-import sys
 
 import pytest
 import torch
@@ -11,23 +9,7 @@ from llamo.data.motion_qa import generate_suite
 from llamo.evaluation.suite import choice_correctness, sample_items
 from llamo.training.tiny import tiny_model, tiny_processor
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _example(name):
-    spec = importlib.util.spec_from_file_location(f"llamo_example_{name}", os.path.join(REPO, "examples", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the file executes
-    spec.loader.exec_module(module)
-    return module
-
-
-def _train_demo():
-    sys.path.insert(0, os.path.join(REPO, "examples"))
-    try:
-        return _example("train_demo")
-    finally:
-        sys.path.pop(0)
+from .conftest import load_example
 
 
 @pytest.fixture(scope="module")
@@ -59,14 +41,14 @@ def test_sample_items_is_seeded_and_respects_modality(suite_and_checkpoint):
 
 def test_variants_flip_the_switches_they_name(suite_and_checkpoint):
     checkpoint = suite_and_checkpoint[1]
-    ablate = _example("ablate_demo")
+    ablate = load_example("ablate_demo")
     full = ablate.load_variant(checkpoint, ablate.VARIANTS["full"], batch_size=2)
     assert full.model.config.num_key_frames == 4 and full.model.model.enhancer is not None
     k8 = ablate.load_variant(checkpoint, ablate.VARIANTS["k8"], batch_size=2)
     assert k8.model.config.num_key_frames == 8 and k8.processor.num_key_frames == 8
     assert k8.model.model.cross_talker.num_key_frames == 8
     with pytest.raises(SystemExit, match="--init-from"):
-        _train_demo().main(["--init-from", checkpoint, "--config", "num_key_frames=8", "--data", suite_and_checkpoint[0]])
+        load_example("train_demo").main(["--init-from", checkpoint, "--config", "num_key_frames=8", "--data", suite_and_checkpoint[0]])
     assert ablate.load_variant(checkpoint, ablate.VARIANTS["no_enhancer"], batch_size=2).model.model.enhancer is None
     data, _ = suite_and_checkpoint
     choice, _ = sample_items(data, "test", limit=2)
@@ -82,7 +64,7 @@ def test_variants_flip_the_switches_they_name(suite_and_checkpoint):
 
 def test_ablation_script_writes_one_row_per_variant_and_resumes(suite_and_checkpoint, tmp_path):
     data, checkpoint = suite_and_checkpoint
-    ablate = _example("ablate_demo")
+    ablate = load_example("ablate_demo")
     argv = ["--model", checkpoint, "--data", data, "--split", "test", "--limit", "3", "--batch-size", "3",
             "--output", str(tmp_path)]
     ablate.main(argv)  # no --variants and a suite without videos: the motion variants only
@@ -109,7 +91,7 @@ def test_ablation_script_writes_one_row_per_variant_and_resumes(suite_and_checkp
 
 
 def test_train_demo_config_overrides_parse_and_recipes_restore_them():
-    train_demo = _train_demo()
+    train_demo = load_example("train_demo")
     assert train_demo.parse_overrides(["num_key_frames=8", "use_enhancer=false", "frame_selection=uniform"]) == {
         "num_key_frames": 8, "use_enhancer": False, "frame_selection": "uniform"}
     with pytest.raises(SystemExit):

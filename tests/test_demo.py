@@ -7,6 +7,9 @@ import pytest
 from transformers import AutoModelForImageTextToText
 
 from llamo import demo, inference
+from llamo.data.motion_qa import generate_suite
+
+from .conftest import load_example
 
 BUNDLED = os.path.join(os.path.dirname(demo.__file__), "assets", "run_then_punch.npz")  # runs, then punches 4 times
 
@@ -42,16 +45,11 @@ def test_train_demo_continues_the_shipped_weights_and_records_its_suite(tmp_path
     training seed: held-out action pairs depend on it), continues the shipped weights through the answer-only loss,
     and writes weights that load into the demo architecture and a recipe that says what was trained on."""
     import json
-    import sys
 
     import torch
     from safetensors.torch import load_file
 
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples"))
-    try:
-        import train_demo
-    finally:
-        sys.path.pop(0)
+    train_demo = load_example("train_demo")
     suite, output = tmp_path / "suite", tmp_path / "weights"
     train_demo.main(["--init-from", demo.DEMO_WEIGHTS_DIR, "--data", str(suite), "--num-sequences", "12",
                      "--suite-seed", "7", "--seed", "3", "--steps", "2", "--batch-size", "2", "--warmup", "1",
@@ -70,3 +68,23 @@ def test_train_demo_continues_the_shipped_weights_and_records_its_suite(tmp_path
     assert any(not torch.equal(before[name], after[name]) for name in before if "lora_" in name)
     model, processor, _ = demo.build_untrained(motion_mean=recipe["motion_mean"], motion_std=recipe["motion_std"])
     demo.load_shipped_state(demo.wrap_for_training(model), processor, output / "llamo-demo.safetensors")
+
+
+def test_mixed_training_shows_every_question_with_its_motion_its_video_and_both(tmp_path):
+    """`train_demo.py --modality mixed`: one model learns all three inputs the README's table reports, so each
+    training question appears once per form, with the same answer."""
+    import json
+
+    generate_suite(tmp_path, num_sequences=6, seed=2, render_videos=True, image_size=32)
+    train_demo = load_example("train_demo")
+    motion = train_demo.training_conversations(str(tmp_path), "motion")
+    mixed = train_demo.training_conversations(str(tmp_path), "mixed")
+    assert len(motion) > 0 and len(mixed) == 3 * len(motion)
+
+    def form(row):
+        kinds = {block["type"] for block in row["messages"][0]["content"]} - {"text"}
+        return frozenset(kinds), row["messages"][1]["content"][0]["text"], json.loads(row["metadata"])["question_id"]
+
+    forms = [form(row) for row in mixed]
+    for kinds in ({"motion"}, {"video"}, {"motion", "video"}):
+        assert sorted((q, a) for k, a, q in forms if k == kinds) == sorted((q, a) for _, a, q in map(form, motion))

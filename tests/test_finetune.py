@@ -5,7 +5,6 @@ Everything runs offline on a tiny random LLaMo (hidden 32, 2 layers) with a word
 (`llamo.training.tiny`); a few optimizer steps per run.
 """
 
-import importlib.util
 import json
 import logging
 import os
@@ -29,6 +28,8 @@ from llamo.data.conversations import (
 from llamo.hub import check_hub_folder, render_model_card
 from llamo.training.tiny import tiny_model, tiny_processor
 from llamo.training.trainer import LlamoTrainer, new_module_names, prepare_model_for_stage, score_answer
+
+from .conftest import load_example
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(REPO, "tests", "fixtures")
@@ -88,14 +89,6 @@ def workspace(tmp_path_factory, processor):
     write_jsonl(rows[:12], data / "train.jsonl")
     write_jsonl(rows[12:], data / "val.jsonl")
     return root
-
-
-def _load_finetune():
-    spec = importlib.util.spec_from_file_location("llamo_finetune_example", os.path.join(REPO, "examples", "finetune.py"))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve their annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -351,7 +344,7 @@ def test_lora_adapter_saves_reloads_and_merges(workspace, processor, tmp_path):
 
 
 def test_interrupt_and_resume_gives_identical_weights(workspace, tmp_path):
-    finetune = _load_finetune()
+    finetune = load_example("finetune")
     common = ["--model", str(workspace / "tiny"), "--train_file", str(workspace / "data" / "train.jsonl"),
               "--max_steps", "5", "--per_device_train_batch_size", "4", "--save_steps", "2", "--logging_steps", "1",
               "--lora_r", "4", "--learning_rate", "5e-3", "--seed", "3", "--disable_tqdm", "true"]
