@@ -86,7 +86,8 @@ def main(argv=None):
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), help="default: all that the data allows")
     parser.add_argument("--retrain", action="store_true", help="train every variant from scratch (see above)")
     parser.add_argument("--steps", type=int, default=1200, help="--retrain: training steps per variant")
-    parser.add_argument("--data", default=demo.DEMO_SUITE)
+    parser.add_argument("--data", help="motion-QA suite folder (default: the demo's; the one rendered with videos when "
+                        "a video row is asked for or that one exists)")
     parser.add_argument("--split", default="test")
     parser.add_argument("--limit", type=int, default=300, help="choice questions (counting: a third)")
     parser.add_argument("--batch-size", type=int, default=16)
@@ -94,14 +95,20 @@ def main(argv=None):
     parser.add_argument("--output", default="outputs/ablation")
     args = parser.parse_args(argv)
 
-    if args.data == demo.DEMO_SUITE:
-        demo.ensure_suite()
     names = args.variants or list(VARIANTS)
+    if args.data is None:  # the two demo suites hold the same questions; only one has the videos
+        wants_video = any(VARIANTS[name].modality != "motion" for name in args.variants or [])
+        with_video = wants_video or os.path.exists(os.path.join(demo.DEMO_VIDEO_SUITE, "questions.json"))
+        args.data = demo.ensure_suite(demo.suite_for("both" if with_video else "motion"), render_videos=with_video)
     if not args.variants and not args.retrain:
         # Video rows need a suite rendered with videos and a checkpoint trained on them; by default they are run
         # only when the suite has videos.
         has_video = suite_has_videos(args.data)
-        names = [name for name in names if VARIANTS[name].modality == "motion" or has_video]
+        skipped = [name for name in names if VARIANTS[name].modality != "motion" and not has_video]
+        if skipped:
+            print(f"{args.data} has no rendered videos: skipping {', '.join(skipped)} (ask for them with --variants "
+                  "to generate the demo suite with videos)")
+        names = [name for name in names if name not in skipped]
     checkpoint = None if args.retrain else (args.model or demo.materialize_demo())
     mode = "retrained per variant" if args.retrain else f"evaluation-time switches on {checkpoint}"
     rows, folders = [], {}

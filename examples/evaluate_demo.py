@@ -2,7 +2,7 @@
 
     python examples/evaluate_demo.py                       # llamo-demo, test + heldout splits, motion only
     python examples/evaluate_demo.py --model CKPT --splits test --limit 200 --output outputs/eval-x
-    python examples/evaluate_demo.py --modality both   # needs a suite rendered with videos
+    python examples/evaluate_demo.py --modality video  # the suite rendered with videos (generated if missing)
 
 Exact-match accuracy per query type and relation (BABEL-QA protocol, the suite's extra actions added to the
 closed vocabulary) and counting OBZ / OBO / MAE / RMSE (Mo-RepCount protocol), through the evaluation harness
@@ -21,7 +21,8 @@ from llamo.evaluation.suite import MODALITIES, evaluate_split, table_header, tab
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="checkpoint folder (default: llamo-demo)")
-    parser.add_argument("--data", default=demo.DEMO_SUITE)
+    parser.add_argument("--data", help="motion-QA suite folder (default: the demo's, generated if missing; with "
+                        "videos for --modality video/both)")
     parser.add_argument("--splits", nargs="+", default=["test", "heldout"])
     parser.add_argument("--modality", default="motion", choices=MODALITIES,
                         help="what each question comes with (video needs a suite rendered with videos)")
@@ -31,8 +32,8 @@ def main(argv=None):
     parser.add_argument("--output", default="outputs/demo-eval")
     args = parser.parse_args(argv)
 
-    if args.data == demo.DEMO_SUITE:
-        demo.ensure_suite(render_videos=args.modality != "motion")
+    if args.data is None:
+        args.data = demo.ensure_suite(demo.suite_for(args.modality), render_videos=args.modality != "motion")
     model_path = args.model or demo.materialize_demo()
     predictor = LlamoPredictor.from_pretrained(model_path, max_new_tokens=8, batch_size=args.batch_size)
     rows = []

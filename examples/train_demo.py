@@ -2,6 +2,7 @@
 
     python examples/train_demo.py                      # suite (generated if missing), build, train, save weights
     python examples/train_demo.py --steps 50 --output /tmp/demo-smoke
+    python examples/train_demo.py --init-from llamo/demo_weights --modality mixed   # continue, with videos too
 
 Deterministic for a seed (data order, initialisation and dropout-free training). Writes the shipped weights
 (`llamo/demo_weights/` by default: new modules, LoRA, vision tower, `<motion>` row, fp16) and `recipe.json`;
@@ -80,7 +81,8 @@ def lr_at(step, total, warmup):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=demo.DEMO_SUITE, help="motion-QA suite folder (generated if missing)")
+    parser.add_argument("--data", help="motion-QA suite folder, generated if missing (default: the demo's; the one "
+                        "rendered with videos for --modality video/both/mixed)")
     parser.add_argument("--num-sequences", type=int, default=demo.DEMO_SUITE_SIZE, help="size of a suite generated here")
     parser.add_argument("--suite-seed", type=int, default=demo.DEMO_SUITE_SEED, help="seed of a suite generated here "
                         "(the README's numbers are on the seed-0 suite; its held-out action pairs depend on the seed)")
@@ -109,6 +111,7 @@ def main(argv=None):
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
 
+    args.data = args.data or demo.suite_for(args.modality)
     demo.ensure_suite(args.data, num_sequences=args.num_sequences, seed=args.suite_seed,
                       render_videos=args.modality != "motion")
     if args.modality != "motion" and not suite_has_videos(args.data):

@@ -88,3 +88,23 @@ def test_mixed_training_shows_every_question_with_its_motion_its_video_and_both(
     forms = [form(row) for row in mixed]
     for kinds in ({"motion"}, {"video"}, {"motion", "video"}):
         assert sorted((q, a) for k, a, q in forms if k == kinds) == sorted((q, a) for _, a, q in map(form, motion))
+
+
+def test_the_video_suite_holds_the_same_questions_as_the_motion_suite(tmp_path):
+    """`demo.suite_for("video")` is the demo suite rendered: same seed, so the same motions and questions (the
+    video rows and the motion rows of the README are on the same items), videos at `DEMO_VIDEO_SIZE` px."""
+    import json
+
+    from llamo.data.motion_qa import suite_has_videos
+    from processing_llamo.video_io import read_video
+
+    assert demo.suite_for("motion") == demo.DEMO_SUITE and demo.suite_for("both") == demo.suite_for("video") != demo.DEMO_SUITE
+    motion = demo.ensure_suite(str(tmp_path / "motion"), num_sequences=4, seed=5)
+    video = demo.ensure_suite(str(tmp_path / "video"), num_sequences=4, seed=5, render_videos=True)
+    assert not suite_has_videos(motion) and suite_has_videos(video)
+    for name in ("questions.json", "split_question_ids.json"):
+        with open(os.path.join(motion, name)) as a, open(os.path.join(video, name)) as b:
+            assert json.load(a) == json.load(b)
+    clip = os.path.join(video, "motion_sequences", "000000", "video.mp4")
+    frames = read_video(clip, num_frames=2).frames
+    assert frames.shape[1:3] == (demo.DEMO_VIDEO_SIZE, demo.DEMO_VIDEO_SIZE)
