@@ -3,6 +3,7 @@
     python examples/evaluate_demo.py                       # llamo-demo, test + heldout splits, motion only
     python examples/evaluate_demo.py --model CKPT --splits test --limit 200 --output outputs/eval-x
     python examples/evaluate_demo.py --modality video  # the suite rendered with videos (generated if missing)
+    python examples/evaluate_demo.py --model NEW --against outputs/demo-eval --output outputs/eval-new  # paired
 
 Exact-match accuracy per query type and relation (BABEL-QA protocol, the suite's extra actions added to the
 closed vocabulary) and counting OBZ / OBO / MAE / RMSE (Mo-RepCount protocol), through the evaluation harness
@@ -15,7 +16,7 @@ import os
 
 from llamo import demo
 from llamo.evaluation.harness import LlamoPredictor
-from llamo.evaluation.suite import MODALITIES, evaluate_split, table_header, table_row
+from llamo.evaluation.suite import MODALITIES, evaluate_split, paired_table, table_header, table_row
 
 
 def main(argv=None):
@@ -30,7 +31,14 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", default="outputs/demo-eval")
+    parser.add_argument("--against", help="an earlier run's --output folder (another checkpoint or input): also "
+                        "write this model's choice accuracy minus that one's on the questions both answered, with "
+                        "the paired standard error")
     args = parser.parse_args(argv)
+    for split in args.splits if args.against else []:  # before the evaluation, not after it
+        if not os.path.exists(os.path.join(args.against, split, "babel_qa", "scored_items.jsonl")):
+            raise SystemExit(f"--against {args.against}: no {split!r} evaluation there (expected an earlier run's "
+                             f"--output folder with {split}/babel_qa/scored_items.jsonl)")
 
     if args.data is None:
         args.data = demo.ensure_suite(demo.suite_for(args.modality), render_videos=args.modality != "motion")
@@ -43,6 +51,9 @@ def main(argv=None):
         rows.append(table_row(split, result))
         print("\n".join([table_header()] + rows), flush=True)
     table = "\n".join([table_header()] + rows)
+    for split in args.splits if args.against else []:
+        table += f"\n\n{split}, against {args.against}:\n" + paired_table(
+            "that run", os.path.join(args.against, split), {"this model": os.path.join(args.output, split)})
     with open(os.path.join(args.output, "summary.md"), "w") as f:
         f.write(f"Model: {model_path}\nInput: {args.modality}\n\n{table}\n")
     print(table)

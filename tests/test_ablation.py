@@ -1,5 +1,6 @@
 """The ablation script (examples/ablate_demo.py) and the suite evaluation it shares with examples/evaluate_demo.py."""
 
+import json
 import os
 
 import pytest
@@ -101,3 +102,29 @@ def test_train_demo_config_overrides_parse_and_recipes_restore_them():
     assert recipe_config_overrides({"frame_selection": "uniform"}) == {"frame_selection": "uniform"}
     recipe = {"config_overrides": {"num_key_frames": 8, "frame_selection": "text_guided"}, "frame_selection": "text_guided"}
     assert recipe_config_overrides(recipe) == {"num_key_frames": 8, "frame_selection": "text_guided"}
+
+
+def test_evaluate_demo_against_an_earlier_run_writes_the_paired_difference(suite_and_checkpoint, tmp_path):
+    """`evaluate_demo.py --against DIR`: the same checkpoint against itself differs on no question, and against
+    a variant whose answers differ it counts exactly the discordant questions of the two scored files."""
+    data, checkpoint = suite_and_checkpoint
+    evaluate = load_example("evaluate_demo")
+    common = ["--model", checkpoint, "--data", data, "--splits", "test", "--limit", "4", "--batch-size", "4"]
+    evaluate.main(common + ["--output", str(tmp_path / "first")])
+    evaluate.main(common + ["--output", str(tmp_path / "again"), "--against", str(tmp_path / "first")])
+    summary = (tmp_path / "again" / "summary.md").read_text()
+    assert f"test, against {tmp_path / 'first'}:" in summary
+    assert summary.strip().splitlines()[-1] == "| this model | +0.0 | 0.0 | 0 | 0 | 4 |"
+    # A reference whose answers all flip: every question is discordant, each counted on its side.
+    first = tmp_path / "first" / "test" / "babel_qa" / "scored_items.jsonl"
+    flipped = tmp_path / "flipped" / "test" / "babel_qa"
+    flipped.mkdir(parents=True)
+    rows = [json.loads(line) for line in first.read_text().splitlines()]
+    (flipped / "scored_items.jsonl").write_text("".join(json.dumps({**r, "correct": not r["correct"]}) + "\n" for r in rows))
+    evaluate.main(common + ["--output", str(tmp_path / "again"), "--against", str(tmp_path / "flipped")])
+    cells = (tmp_path / "again" / "summary.md").read_text().strip().splitlines()[-1].strip("| ").split(" | ")
+    right = sum(r["correct"] for r in rows)
+    assert cells[0] == "this model" and int(cells[3]) == len(rows) - right and int(cells[4]) == right
+    assert float(cells[1]) == pytest.approx(100 * (2 * right - len(rows)) / len(rows), abs=0.05)
+    with pytest.raises(SystemExit, match="no 'test' evaluation"):
+        evaluate.main(common + ["--output", str(tmp_path / "x"), "--against", str(tmp_path / "missing")])

@@ -79,7 +79,8 @@ def paired_table(reference_label: str, reference_output: str, others: dict[str, 
              f"{reference_label} right | only the variant right | n |", "|---|---|---|---|---|---|"]
     for label, output in others.items():
         d = paired_accuracy_difference(reference, choice_correctness(output))
-        lines.append(f"| {label} | {-100 * d['difference']:+.1f} | {100 * d['standard_error']:.1f} | "
+        # the variant minus the reference; 0.0 - x so that a tie prints "+0.0", not "-0.0"
+        lines.append(f"| {label} | {0.0 - 100 * d['difference']:+.1f} | {100 * d['standard_error']:.1f} | "
                      f"{d['only_reference']} | {d['only_other']} | {d['n']} |")
     return "\n".join(lines)
 
