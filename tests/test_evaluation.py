@@ -611,6 +611,34 @@ def test_resume_after_interruption_gives_the_same_report(tmp_path):
     assert len((out / "predictions.jsonl").read_text().splitlines()) == 6
 
 
+def test_two_models_in_one_output_folder_never_share_answers(tmp_path):
+    """Evaluating a second checkpoint into a folder that holds the first's predictions must not reuse them (its
+    report would be the first model's); each model resumes from its own answers."""
+    items = load_babel_qa(BABEL_MINI, split="test")
+    first = run_evaluation("babel_qa", items, FakePredictor(BABEL_ANSWERS), tmp_path / "a", progress=False)
+
+    wrong = {item_id: "nothing" for item_id in BABEL_ANSWERS}
+    other = FakePredictor(wrong)
+    other.name = "other-model"
+    out = tmp_path / "shared"
+    run_evaluation("babel_qa", items, FakePredictor(BABEL_ANSWERS), out, progress=False)
+    report = run_evaluation("babel_qa", items, other, out, batch_size=10, progress=False)
+    assert other.calls == [[item.id for item in items]]  # nothing reused from fake-model
+    assert report["model"] == "other-model" and report["metrics"]["accuracy"] == 0.0 != first["metrics"]["accuracy"]
+
+    again = FakePredictor(BABEL_ANSWERS)  # back to the first model: its own cached answers, no call
+    assert run_evaluation("babel_qa", items, again, out, progress=False) == first and again.calls == []
+
+    # a cache written before records named their model is still resumed
+    legacy = tmp_path / "legacy"
+    run_evaluation("babel_qa", items, FakePredictor(BABEL_ANSWERS), legacy, progress=False)
+    rows = [json.loads(line) for line in (legacy / "predictions.jsonl").read_text().splitlines()]
+    (legacy / "predictions.jsonl").write_text("".join(
+        json.dumps({k: v for k, v in row.items() if k != "model"}) + "\n" for row in rows))
+    resumed = FakePredictor(BABEL_ANSWERS)
+    assert run_evaluation("babel_qa", items, resumed, legacy, progress=False) == first and resumed.calls == []
+
+
 def test_duplicate_ids_and_bad_predictor(tmp_path):
     items = [EvalItem("a", "q?", "walk", meta={"query_type": "action", "relation_type": "none"})] * 2
     with pytest.raises(ValueError, match="unique"):
@@ -720,6 +748,15 @@ def test_open_qa_run_with_cached_judgments(tmp_path):
         == report
     )
     assert judge2.calls == 0
+    # a second model in the same folder: its own answers, judged once each; the first model's verdicts stay cached
+    other = FakePredictor({**answers, "q2": "left"})
+    other.name = "other-model"
+    judge3 = CountingJudge()
+    second = run_evaluation(OpenQATask(judge3), items, other, tmp_path / "out", progress=False)
+    assert other.calls and judge3.calls == 1 and second["model"] == "other-model"
+    judge4 = CountingJudge()
+    assert run_evaluation(OpenQATask(judge4), items, FakePredictor(answers), tmp_path / "out", progress=False) == report
+    assert judge4.calls == 0
     with pytest.raises(ValueError, match="needs a judge"):
         run_evaluation("open_qa", items, FakePredictor(answers), tmp_path / "out2", progress=False)
 

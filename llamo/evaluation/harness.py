@@ -2,11 +2,13 @@
 
 A run (`run_evaluation`) takes a task, its items and a predictor and writes into `output_dir`:
 
-* `predictions.jsonl`: one JSON object per line, `{"id", "prompt", "prediction"}`, appended and flushed after
-  every batch. With `resume=True` (the default) items whose id is already there are not predicted again, so an
-  interrupted run continues where it stopped; a truncated last line (a kill during a write) is ignored.
-* `judgments.jsonl` (open QA only): `{"id", "correct", "score", "parsed", "raw", "judge"}` per item, cached and
-  resumed the same way, so judge calls are not repeated either.
+* `predictions.jsonl`: one JSON object per line, `{"id", "prompt", "prediction", "model"}`, appended and flushed
+  after every batch. With `resume=True` (the default) items already answered there by the same model (the
+  report's `model`, e.g. the checkpoint path) with the same prompt are not predicted again, so an interrupted run
+  continues where it stopped, and a second checkpoint evaluated into the same folder gets its own answers, never
+  the first one's; a truncated last line (a kill during a write) is ignored.
+* `judgments.jsonl` (open QA only): `{"id", "prediction", "correct", "score", "parsed", "raw", "judge"}` per
+  judged answer, cached and resumed per (item, answer, judge), so judge calls are not repeated either.
 * `scored_items.jsonl`: every item with its gold answer, prediction and what scoring made of it (extracted
   concept / count, correct...), in item order, for error analysis.
 * `report.json`: `{"task", "model", "num_items", "metrics", ...}`; deterministic (no timestamps), so a resumed
@@ -148,7 +150,8 @@ class LlamoPredictor:
         model = AutoModelForImageTextToText.from_pretrained(checkpoint, dtype=dtype or torch.float32)
         if device:
             model = model.to(device)
-        return cls(model.eval(), processor, name=kwargs.pop("name", str(checkpoint)), **kwargs)
+        # the name keys the prediction cache, so "ckpt/" and "ckpt" are one model
+        return cls(model.eval(), processor, name=kwargs.pop("name", os.path.normpath(str(checkpoint))), **kwargs)
 
     @staticmethod
     def messages(item: EvalItem) -> list[dict]:
@@ -639,9 +642,11 @@ def make_task(name: str, judge=None, **kwargs) -> Task:
 # --------------------------------------------------------------------------------------------------------------
 
 
-def _read_cache(path: Path) -> dict[str, dict]:
-    """id -> record from a JSONL cache; malformed lines (an interrupted write) are skipped."""
-    records = {}
+def _read_cache_records(path: Path) -> list[dict]:
+    """The records of a JSONL cache in file order (ids as strings); malformed lines (an interrupted write) are
+    skipped. Callers keep the records that match their run before keying them by id, so a folder that holds the
+    answers of several models or judges serves each one its own."""
+    records = []
     if not path.is_file():
         return records
     with open(path, encoding="utf-8") as handle:
@@ -654,7 +659,7 @@ def _read_cache(path: Path) -> dict[str, dict]:
             except json.JSONDecodeError:
                 continue
             if isinstance(record, dict) and "id" in record:
-                records[str(record["id"])] = record
+                records.append({**record, "id": str(record["id"])})
     return records
 
 
@@ -746,9 +751,15 @@ def run_evaluation(
 
     # 1. predictions
     pred_path = cache_paths[0]
+    model_name = model_name or getattr(predictor, "name", type(predictor).__name__)
     prompts = {item.id: item.prompt for item in items}
-    # a cached prediction counts only for the same prompt (a changed prompt suffix must not reuse old answers)
-    cached = {k: r for k, r in _read_cache(pred_path).items() if k in prompts and r.get("prompt") == prompts[k]}
+    # a cached prediction counts only for the same model and prompt: another checkpoint's answers in the same
+    # output folder, or a changed prompt suffix, must not be reused (records without "model" predate the field)
+    cached = {
+        r["id"]: r
+        for r in _read_cache_records(pred_path)
+        if r["id"] in prompts and r.get("prompt") == prompts[r["id"]] and r.get("model", model_name) == model_name
+    }
     todo = [item for item in items if item.id not in cached]
     bar = _progress(len(items), len(items) - len(todo), f"{task.name}: predict", progress)
     writer = _Appender(pred_path)
@@ -759,7 +770,7 @@ def run_evaluation(
             if len(answers) != len(batch):
                 raise RuntimeError(f"Predictor returned {len(answers)} answers for {len(batch)} items.")
             records = [
-                {"id": item.id, "prompt": item.prompt, "prediction": str(answer)}
+                {"id": item.id, "prompt": item.prompt, "prediction": str(answer), "model": model_name}
                 for item, answer in zip(batch, answers)
             ]
             writer.write(records)
@@ -774,14 +785,13 @@ def run_evaluation(
     if task.scoring_cache:
         score_path = cache_paths[1]
         settings = task.describe()  # e.g. the judge: verdicts of another judge are not reused
+        # keyed by the prediction too: a verdict belongs to the answer it judged, whichever model gave it
         score_cache = {
-            k: r for k, r in _read_cache(score_path).items() if all(r.get(f) == v for f, v in settings.items())
+            (r["id"], r.get("prediction")): r
+            for r in _read_cache_records(score_path)
+            if all(r.get(f) == v for f, v in settings.items())
         }
-        missing = [
-            (item, pred)
-            for item, pred in zip(items, predictions)
-            if item.id not in score_cache or score_cache[item.id].get("prediction") != pred
-        ]
+        missing = [(item, pred) for item, pred in zip(items, predictions) if (item.id, pred) not in score_cache]
         bar = _progress(len(items), len(items) - len(missing), f"{task.name}: score", progress)
         writer = _Appender(score_path)
         try:
@@ -789,12 +799,15 @@ def run_evaluation(
                 record = {"id": item.id, "prediction": pred, **task.score(item, pred)}
                 record.update(settings)
                 writer.write([record])
-                score_cache[item.id] = record
+                score_cache[item.id, pred] = record
                 bar.update(1)
         finally:
             writer.close()
             bar.close()
-        scored = [{k: v for k, v in score_cache[item.id].items() if k not in ("id", "prediction")} for item in items]
+        scored = [
+            {k: v for k, v in score_cache[item.id, pred].items() if k not in ("id", "prediction")}
+            for item, pred in zip(items, predictions)
+        ]
     else:
         scored = [task.score(item, pred) for item, pred in zip(items, predictions)]
 
@@ -814,7 +827,7 @@ def run_evaluation(
     metrics = task.aggregate(items, scored)
     report = {
         "task": task.name,
-        "model": model_name or getattr(predictor, "name", type(predictor).__name__),
+        "model": model_name,
         "num_items": len(items),
         **task.describe(),
         "metrics": metrics,
