@@ -53,10 +53,11 @@ def training_conversations(root, modality):
 
 
 def suite_identity(root):
-    """What the recipe records about the suite trained on: its own seed and size, read from the suite."""
+    """What the recipe records about the suite trained on, read from the suite: its own seed and size, and whether
+    it is a copy rendered with videos (the two demo suites hold the same questions and motions)."""
     with open(os.path.join(root, "metadata.json")) as f:
         summary = json.load(f)["summary"]
-    return {"num_sequences": summary["num_sequences"], "seed": summary["seed"]}
+    return {"num_sequences": summary["num_sequences"], "seed": summary["seed"], "videos": suite_has_videos(root)}
 
 
 def parse_overrides(pairs):
