@@ -64,12 +64,37 @@ def load_variant(checkpoint: str, variant: Variant, batch_size: int) -> LlamoPre
     return LlamoPredictor(model, processor, max_new_tokens=8, batch_size=batch_size, name=f"{checkpoint}:{variant.name}")
 
 
+def check_trained_variant(recipe_path: str, variant: Variant, steps: int, seed: int) -> None:
+    """Weights already in a variant's folder are reused only when they are this variant's finished run: a run
+    stopped midway (`--save-every` leaves a recipe behind) or one with other settings would give the row numbers
+    that belong to another model."""
+    with open(recipe_path) as f:
+        recipe = json.load(f)
+    folder = os.path.dirname(recipe_path)
+    if recipe.get("steps") != recipe.get("planned_steps", recipe.get("steps")):
+        raise SystemExit(f"{folder} holds an unfinished run ({recipe.get('steps')} of {recipe.get('planned_steps')} "
+                         "steps): delete it to train the variant again")
+    overrides = dict(recipe.get("config_overrides", {}))
+    if overrides.get("frame_selection") == "text_guided":  # train_demo records its default; variants omit it
+        del overrides["frame_selection"]
+    found = {"steps": recipe.get("steps"), "seed": recipe.get("seed"), "modality": recipe.get("modality", "motion"),
+             "config": overrides}
+    wanted = {"steps": steps, "seed": seed, "modality": variant.modality, "config": variant.config}
+    if found != wanted:
+        different = ", ".join(f"{k}={found[k]!r} (asked: {wanted[k]!r})" for k in wanted if found[k] != wanted[k])
+        raise SystemExit(f"{folder} holds another run of {variant.name!r}: {different}; use another --output or "
+                         "delete it")
+
+
 def train_variant(variant: Variant, output: str, steps: int, seed: int, data: str) -> str:
     """Train the variant from scratch with the demo recipe; returns its materialised checkpoint folder."""
     import train_demo  # examples/ is on sys.path when this script runs
 
     weights_dir = os.path.join(output, "weights")
-    if not os.path.exists(os.path.join(weights_dir, "recipe.json")):
+    recipe_path = os.path.join(weights_dir, "recipe.json")
+    if os.path.exists(recipe_path):
+        check_trained_variant(recipe_path, variant, steps, seed)
+    else:
         argv = ["--steps", str(steps), "--seed", str(seed), "--data", data, "--output", weights_dir,
                 "--modality", variant.modality]
         for key, value in variant.config.items():

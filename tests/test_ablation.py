@@ -91,6 +91,34 @@ def test_ablation_script_writes_one_row_per_variant_and_resumes(suite_and_checkp
         ablate.main(argv + ["--variants", "video"])
 
 
+def test_retrain_reuses_only_the_finished_run_of_the_same_variant(tmp_path):
+    """`--retrain` skips training when a variant's folder already holds weights; those must be that variant's
+    finished run, or its row would report another model."""
+    ablate = load_example("ablate_demo")
+    recipe_path = tmp_path / "recipe.json"
+    uniform = ablate.VARIANTS["uniform"]
+
+    def write(**recipe):
+        recipe_path.write_text(json.dumps({"steps": 1200, "planned_steps": 1200, "seed": 0, "modality": "motion",
+                                           "config_overrides": {"frame_selection": "uniform"}, **recipe}))
+
+    write()
+    ablate.check_trained_variant(str(recipe_path), uniform, steps=1200, seed=0)  # the finished run: reused
+    write(steps=400)  # stopped at a --save-every checkpoint
+    with pytest.raises(SystemExit, match="unfinished run \\(400 of 1200"):
+        ablate.check_trained_variant(str(recipe_path), uniform, steps=1200, seed=0)
+    write()
+    with pytest.raises(SystemExit, match="steps=1200 \\(asked: 4000\\)"):
+        ablate.check_trained_variant(str(recipe_path), uniform, steps=4000, seed=0)
+    for other in ("no_enhancer", "full"):  # a uniform run in another variant's folder
+        with pytest.raises(SystemExit, match="config=\\{'frame_selection': 'uniform'\\} \\(asked: "):
+            ablate.check_trained_variant(str(recipe_path), ablate.VARIANTS[other], steps=1200, seed=0)
+    write(config_overrides={"frame_selection": "text_guided"})  # train_demo records its default selection
+    ablate.check_trained_variant(str(recipe_path), ablate.VARIANTS["full"], steps=1200, seed=0)
+    with pytest.raises(SystemExit, match="seed=0 \\(asked: 1\\)"):
+        ablate.check_trained_variant(str(recipe_path), uniform, steps=1200, seed=1)
+
+
 def test_train_demo_config_overrides_parse_and_recipes_restore_them():
     train_demo = load_example("train_demo")
     assert train_demo.parse_overrides(["num_key_frames=8", "use_enhancer=false", "frame_selection=uniform"]) == {
