@@ -123,17 +123,18 @@ def main(argv=None):
 
     p = sub.add_parser("chat", help="ask questions about a motion and/or a video")
     p.add_argument("question", nargs="*", help="the question; none starts an interactive chat")
-    p.add_argument("--motion")
-    p.add_argument("--video")
+    p.add_argument("--motion", metavar="FILE", help="AMASS/SMPL-H or SMPL-X .npz, joints .npy (T, 22, 3) or HumanML3D "
+                   "263-d .npy")
+    p.add_argument("--video", metavar="FILE", help="any video PyAV decodes (mp4, webm, mov, ...)")
     p.add_argument("--model", help="llamo checkpoint folder (default: llamo-demo)")
     p.add_argument("--show", metavar="PNG", help="write a picture of the key frames the question selected")
-    p.add_argument("--max-new-tokens", type=int, default=64)
+    p.add_argument("--max-new-tokens", type=int, default=64, help="longest answer, in tokens (default: 64)")
     motion_options(p)
 
     p = sub.add_parser("render", help="draw a motion as a person figure into mp4/webm/gif")
-    p.add_argument("motion")
-    p.add_argument("-o", "--output", required=True)
-    p.add_argument("--size", type=int, default=384)
+    p.add_argument("motion", help="motion file (the formats of chat --motion)")
+    p.add_argument("-o", "--output", required=True, help="video to write: .mp4, .webm or .gif")
+    p.add_argument("--size", type=int, default=384, help="frame width and height in pixels (default: 384)")
     motion_options(p)
 
     sub.add_parser("eval", help="evaluate a checkpoint (llamo eval --help)", add_help=False)
