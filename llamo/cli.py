@@ -93,7 +93,17 @@ def _show(args, question, result, log):
     os.makedirs(os.path.dirname(os.path.abspath(args.show)), exist_ok=True)
     path = plot_key_frames(np.asarray(joints), result.frame_scores[0], result.key_frame_indices[0], args.show,
                            fps=fps, title=f"Q: {question}")
-    log(f"key frames {result.key_frame_indices[0]} -> {path}")
+    log(f"key frames at {_key_frame_times(result)} -> {path}")
+
+
+def _key_frame_times(result) -> str:
+    """The selected key frames as times in the clip: their indices are on the model's resampled timeline, which
+    means nothing to someone holding the file."""
+    indices = result.key_frame_indices[0]
+    if not result.frame_timestamps:
+        return f"model frames {indices}"
+    times = result.frame_timestamps[0]
+    return ", ".join(f"{times[i]:.2f}" for i in indices) + " s"
 
 
 def _motion_joints(args):

@@ -98,7 +98,12 @@ def test_cli_chat_streams_an_answer_and_draws_the_key_frames(tiny_checkpoint, tm
               "--max-new-tokens", "4", "what", "does", "the", "person", "do", "?"])
     captured = capsys.readouterr()
     assert captured.out.strip()  # streamed tokens
-    assert "key frames" in captured.err and picture.stat().st_size > 10_000
+    assert picture.stat().st_size > 10_000
+    # The key frames are reported as times in the file (20 fps), not as indices on the model's timeline.
+    line = next(line for line in captured.err.splitlines() if line.startswith("key frames at "))
+    times = [float(t) for t in line[len("key frames at "):].split(" s -> ")[0].split(", ")]
+    duration = (np.load(JOINTS).shape[0] - 1) / 20
+    assert len(times) == 4 and times == sorted(times) and 0 <= times[0] and times[-1] <= duration + 1e-6
 
 
 def test_cli_chat_with_video_and_motion_interactive(tiny_checkpoint, monkeypatch, capsys):
