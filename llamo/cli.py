@@ -153,9 +153,20 @@ def main(argv=None):
     if argv and argv[0] == "eval":
         from llamo.evaluation.cli import main as eval_main
 
-        return eval_main(argv[1:])
+        return _reporting_input_errors("eval", eval_main, argv[1:])
     args = parser.parse_args(argv)
-    return {"chat": chat, "render": render}[args.command](args)
+    return _reporting_input_errors(args.command, {"chat": chat, "render": render}[args.command], args)
+
+
+def _reporting_input_errors(command, run, *args):
+    """A missing file or an input the loaders refuse ends the command with their message, not a traceback (which
+    `LLAMO_TRACEBACK=1` brings back, for reporting a bug)."""
+    try:
+        return run(*args)
+    except (FileNotFoundError, ValueError) as error:
+        if os.environ.get("LLAMO_TRACEBACK"):
+            raise
+        sys.exit(f"llamo {command}: {error}\n(LLAMO_TRACEBACK=1 shows where it was raised)")
 
 
 if __name__ == "__main__":

@@ -118,6 +118,22 @@ def test_cli_chat_rejects_missing_files(tiny_checkpoint):
         cli.main(["chat", "--model", tiny_checkpoint, "--motion", "/nonexistent/walk.npz", "hi"])
 
 
+def test_cli_reports_bad_input_in_one_line_unless_a_traceback_is_asked_for(tiny_checkpoint, tmp_path, monkeypatch):
+    not_motion = tmp_path / "notes.txt"
+    not_motion.write_text("not a motion")
+    monkeypatch.delenv("LLAMO_TRACEBACK", raising=False)
+    with pytest.raises(SystemExit, match=r"^llamo chat: .*notes.txt: unsupported motion file type '.txt'"):
+        cli.main(["chat", "--model", tiny_checkpoint, "--motion", str(not_motion), "hi"])
+    with pytest.raises(SystemExit, match="^llamo render: Motion file not found"):
+        cli.main(["render", str(tmp_path / "missing.npz"), "-o", str(tmp_path / "out.mp4")])
+    with pytest.raises(SystemExit, match="^llamo eval: .*questions.json not found"):
+        cli.main(["eval", "--task", "babel_qa", "--data", str(tmp_path), "--model", tiny_checkpoint,
+                  "--output", str(tmp_path / "eval")])
+    monkeypatch.setenv("LLAMO_TRACEBACK", "1")
+    with pytest.raises(FileNotFoundError):
+        cli.main(["render", str(tmp_path / "missing.npz"), "-o", str(tmp_path / "out.mp4")])
+
+
 @pytest.mark.parametrize("suffix", [".mp4", ".gif"])
 def test_cli_render_writes_a_decodable_file(tmp_path, suffix, capsys):
     out = tmp_path / f"motion{suffix}"
