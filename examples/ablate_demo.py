@@ -47,7 +47,7 @@ VARIANTS = {
     for variant in (
         Variant("full", "text-guided key frames, K=16, enhancer on, motion"),
         Variant("uniform", "uniform key frames instead of text-guided (E5-E6 off)", {"frame_selection": "uniform"}),
-        Variant("no_enhancer", "Motion Feature Enhancer off (E2-E4)", {"use_enhancer": False}),
+        Variant("no_enhancer", "Motion Feature Enhancer off (E3-E4)", {"use_enhancer": False}),
         Variant("k4", "K = 4 key frames", {"num_key_frames": 4}),
         Variant("k8", "K = 8 key frames", {"num_key_frames": 8}),
         Variant("k32", "K = 32 key frames", {"num_key_frames": 32}),
