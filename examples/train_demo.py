@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from llamo import demo
-from llamo.data.adapters import babel_qa_conversations
+from llamo.data.adapters import COUNT_ANSWER_STYLES, babel_qa_conversations
 from llamo.data.conversations import LlamoDataCollator
 from llamo.data.motion_qa import load_babel_qa, suite_has_videos
 
@@ -43,12 +43,13 @@ TRAINING_FORMS = {
 }
 
 
-def training_conversations(root, modality):
-    """The suite's training questions, once per form of `TRAINING_FORMS[modality]`."""
+def training_conversations(root, modality, count_answers="digits"):
+    """The suite's training questions, once per form of `TRAINING_FORMS[modality]`; counts as digits or words."""
     from datasets import concatenate_datasets
 
     parts = [babel_qa_conversations(root, "train", representation="joints22", use_motion=use_motion,
-                                    use_video=use_video) for use_motion, use_video in TRAINING_FORMS[modality]]
+                                    use_video=use_video, count_answers=count_answers)
+             for use_motion, use_video in TRAINING_FORMS[modality]]
     return parts[0] if len(parts) == 1 else concatenate_datasets(parts)
 
 
@@ -101,6 +102,10 @@ def main(argv=None):
                         help="what each training question comes with (video renders the suite's videos); mixed: "
                         "every question three times, with its motion, its video and both, so one model serves all "
                         "three inputs")
+    parser.add_argument("--count-answers", choices=COUNT_ANSWER_STYLES, help="how counting answers are written in "
+                        "the training targets: digits as in the suite (\"7\") or words (\"seven\": one first token "
+                        "per count, where digits write 10-12 starting with \"1\"); default: the continued "
+                        "recipe's, else digits")
     parser.add_argument("--output", default=demo.DEMO_WEIGHTS_DIR)
     parser.add_argument("--stats-motions", type=int, default=400)
     parser.add_argument("--save-every", type=int, default=0, help="also save the weights every N steps (a long run "
@@ -141,7 +146,8 @@ def main(argv=None):
         peft_model = demo.wrap_for_training(model)
     peft_model.train()
 
-    dataset = training_conversations(args.data, args.modality)
+    args.count_answers = args.count_answers or (previous or {}).get("count_answers", "digits")
+    dataset = training_conversations(args.data, args.modality, args.count_answers)
     collator = LlamoDataCollator(processor, default_motion_fps=30.0)
     loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=True, collate_fn=collator, drop_last=True,
                         generator=torch.Generator().manual_seed(args.seed))
@@ -185,6 +191,7 @@ def _save_factory(args, previous, overrides, peft_model, processor, log, start):
         recipe = {
             "build": demo.DEMO_BUILD, "build_seed": build_seed, "lora": demo.LORA,
             "frame_selection": overrides["frame_selection"], "config_overrides": overrides, "modality": args.modality,
+            "count_answers": args.count_answers,
             "steps": step, "planned_steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "lora_lr": args.lora_lr,
             "warmup": args.warmup, "seed": args.seed, "suite": suite_identity(args.data),
             "train_minutes": round(minutes, 1), "final_loss_mean_last_50": float(np.mean(log[-50:])),

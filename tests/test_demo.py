@@ -63,6 +63,7 @@ def test_train_demo_continues_the_shipped_weights_and_records_its_suite(tmp_path
         shipped = json.load(f)
     assert recipe["suite"] == {"num_sequences": 12, "seed": 7, "videos": False} and recipe["seed"] == 3
     assert recipe["steps"] == 2 and recipe["total_steps"] == shipped.get("total_steps", shipped["steps"]) + 2
+    assert recipe["count_answers"] == shipped.get("count_answers", "digits")  # a continuation keeps the spelling
     assert all(0 < loss < 10 for loss in recipe["loss_curve_every_20"])
     before, after = load_file(demo.DEMO_WEIGHTS), load_file(output / "llamo-demo.safetensors")
     assert before.keys() == after.keys()
@@ -112,6 +113,34 @@ def test_mixed_training_shows_every_question_with_its_motion_its_video_and_both(
     forms = [form(row) for row in mixed]
     for kinds in ({"motion"}, {"video"}, {"motion", "video"}):
         assert sorted((q, a) for k, a, q in forms if k == kinds) == sorted((q, a) for _, a, q in map(form, motion))
+
+
+def test_count_answers_words_spells_out_the_counting_targets_only(tmp_path):
+    """`train_demo.py --count-answers words`: counting questions train towards "seven" instead of "7" (one first
+    token per count in SmolLM2); every other target and the gold answer in the metadata stay as the suite has them."""
+    import json
+
+    from llamo.evaluation.answers import extract_count
+
+    generate_suite(tmp_path, num_sequences=6, seed=2)
+    train_demo = load_example("train_demo")
+    digits = train_demo.training_conversations(str(tmp_path), "motion")
+    words = train_demo.training_conversations(str(tmp_path), "motion", count_answers="words")
+    assert len(digits) == len(words) > 0
+    counted = 0
+    for plain, spelled in zip(digits, words):
+        metadata = json.loads(spelled["metadata"])
+        assert metadata == json.loads(plain["metadata"])
+        target, original = spelled["messages"][1]["content"][0]["text"], plain["messages"][1]["content"][0]["text"]
+        if metadata["query_type"] == "query_count":
+            counted += 1
+            assert original == metadata["answer"] and not any(character.isdigit() for character in target)
+            assert extract_count(target) == int(metadata["answer"])
+        else:
+            assert target == original
+    assert counted > 0
+    with pytest.raises(ValueError, match="count_answers"):
+        train_demo.training_conversations(str(tmp_path), "motion", count_answers="roman")
 
 
 def test_the_video_suite_holds_the_same_questions_as_the_motion_suite(tmp_path):

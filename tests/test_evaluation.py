@@ -179,6 +179,17 @@ def test_extract_count(text, expected):
     assert extract_count(text) == expected
 
 
+def test_count_in_words_is_read_back_by_extract_count():
+    from llamo.evaluation.answers import count_in_words
+
+    assert [count_in_words(n) for n in (0, 7, 11, 12, 20, 23)] == ["zero", "seven", "eleven", "twelve", "twenty",
+                                                                     "twenty-three"]
+    assert [extract_count(count_in_words(n)) for n in range(100)] == list(range(100))
+    for bad in (-1, 100):
+        with pytest.raises(ValueError, match="0..99"):
+            count_in_words(bad)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Metrics, against hand-computed values
 # ---------------------------------------------------------------------------------------------------------------

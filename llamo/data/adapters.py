@@ -38,6 +38,7 @@ import zlib
 
 import numpy as np
 
+from ..evaluation.answers import count_in_words
 from .conversations import records_to_dataset
 
 logger = logging.getLogger(__name__)
@@ -202,6 +203,7 @@ def babel_qa_conversations(
     use_video: bool = False,
     on_error: str = "raise",
     use_motion: bool = True,
+    count_answers: str = "digits",
 ):
     """BABEL-QA questions as conversation rows, read with `llamo.data.motion_qa.load_babel_qa` (the evaluation
     harness's loader, so training and evaluation see the same questions).
@@ -211,6 +213,8 @@ def babel_qa_conversations(
     `use_video=True` a rendered `video.mp4`/`.webm` next to it joins the clip; `use_motion=False` leaves the motion
     out (video-only rows; then every question needs its video). Metadata keeps `query_type`,
     `relation_type` and the gold `answer`, so generation-based evaluation scores with BABEL-QA's closed vocabularies.
+    `count_answers="words"` spells the target of a counting question out ("7" -> "seven",
+    `llamo.evaluation.answers.count_in_words`); the metadata keeps the gold answer as written in the suite.
     """
     from .motion_qa import load_babel_qa
 
@@ -218,6 +222,8 @@ def babel_qa_conversations(
         raise ValueError("BABEL-QA has SMPL poses and joints, not HumanML3D 263-d features; use another representation.")
     if not (use_motion or use_video):
         raise ValueError("babel_qa_conversations: a question needs its motion, its video or both.")
+    if count_answers not in COUNT_ANSWER_STYLES:
+        raise ValueError(f"count_answers must be one of {COUNT_ANSWER_STYLES}, got {count_answers!r}")
     rows = []
     for item in load_babel_qa(root, split):
         item = _as_dict(item)
@@ -236,11 +242,21 @@ def babel_qa_conversations(
             "id": f"babel_qa/{split}/{item['question_id']}",
             "messages": [
                 {"role": "user", "content": clip + [_text_block(str(item["question"]))]},
-                {"role": "assistant", "content": [_text_block(str(item["answer"]))]},
+                {"role": "assistant", "content": [_text_block(_target_answer(item, count_answers))]},
             ],
             "metadata": json.dumps(metadata, default=str),
         })
     return records_to_dataset(rows, on_error=on_error)
+
+
+COUNT_ANSWER_STYLES = ("digits", "words")
+
+
+def _target_answer(item: dict, count_answers: str) -> str:
+    """The assistant turn a question trains towards: the suite's answer, a count spelled out if asked for."""
+    if count_answers == "words" and item.get("query_type") == "query_count":
+        return count_in_words(int(item["answer"]))
+    return str(item["answer"])
 
 
 def _motion_block(path, fps=None, up_axis=None) -> dict:

@@ -47,6 +47,7 @@ __all__ = [
     "DIRECTION_VOCAB",
     "Vocabulary",
     "extract_choice",
+    "count_in_words",
     "extract_count",
     "find_mentions",
     "normalize_text",
@@ -597,6 +598,21 @@ _TENS = {
     "ninety": 90,
 }
 _WORD_NUMBERS = {w: i for i, w in enumerate(_UNITS)} | dict(_TENS) | {"dozen": 12, "none": 0}
+
+
+def count_in_words(count: int) -> str:
+    """`7` -> "seven", `23` -> "twenty-three" (0..99): the spelling `extract_count` reads back.
+
+    Training targets can spell counts out because a digit tokenizer writes 10, 11 and 12 as two tokens that start
+    with "1", so the first answer token of a count cannot tell 1 from 10-12 and greedy decoding favours that
+    shared token; SmolLM2's "one" ... "ten" are single tokens and "eleven", "twelve" start with tokens of their own."""
+    count = int(count)
+    if not 0 <= count < 100:
+        raise ValueError(f"count_in_words spells 0..99, got {count}")
+    if count < len(_UNITS):
+        return _UNITS[count]
+    tens = next(word for word, value in _TENS.items() if value == count // 10 * 10)
+    return tens if count % 10 == 0 else f"{tens}-{_UNITS[count % 10]}"
 _ADVERB_COUNTS = {"once": 1, "twice": 2, "thrice": 3}
 _COUNT_MARKERS = {
     "times",
