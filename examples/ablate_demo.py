@@ -5,8 +5,8 @@
     python examples/ablate_demo.py --retrain --steps 1200        # each variant trained from scratch (hours on CPU)
 
 Variants (`VARIANTS`): the full model (text-guided selection of K=16 key frames, Motion Feature Enhancer on,
-motion input), uniform key frames instead of text-guided ones, the enhancer off, K in {4, 8, 32}, and video
-only / video + motion.
+motion input), uniform key frames instead of text-guided ones, the enhancer off, K in {4, 8, 32}, video
+only / video + motion, and (`--retrain` only) text-guided selection trained with Gumbel exploration.
 
 Two ways to measure, and they answer different questions:
 - *evaluation-time* (default): one trained checkpoint, each variant's switch flipped when the model is loaded.
@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from llamo import demo, inference
 from llamo.data.motion_qa import suite_has_videos
 from llamo.evaluation.harness import LlamoPredictor
-from llamo.evaluation.suite import evaluate_split, paired_table, table_header, table_row
+from llamo.evaluation.suite import PAIRED_MEASURES, evaluate_split, paired_table, table_header, table_row
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,7 @@ class Variant:
     description: str
     config: dict = field(default_factory=dict)
     modality: str = "motion"
+    retrain_only: bool = False  # the switch acts during training only: flipped on a trained model it changes nothing
 
 
 VARIANTS = {
@@ -53,6 +54,8 @@ VARIANTS = {
         Variant("k32", "K = 32 key frames", {"num_key_frames": 32}),
         Variant("video", "video only", modality="video"),
         Variant("both", "video + motion", modality="both"),
+        Variant("explore", "text-guided key frames, Gumbel exploration while training (tau = 1)",
+                {"key_frame_exploration": 1.0}, retrain_only=True),
     )
 }
 
@@ -120,7 +123,10 @@ def main(argv=None):
     parser.add_argument("--output", default="outputs/ablation")
     args = parser.parse_args(argv)
 
-    names = args.variants or list(VARIANTS)
+    names = args.variants or [name for name, v in VARIANTS.items() if args.retrain or not v.retrain_only]
+    if not args.retrain and any(VARIANTS[name].retrain_only for name in names):
+        raise SystemExit(f"{', '.join(n for n in names if VARIANTS[n].retrain_only)}: a training-time switch, "
+                         "measured only with --retrain (on a trained checkpoint it would equal the full row)")
     if args.data is None:  # the two demo suites hold the same questions; only one has the videos
         wants_video = any(VARIANTS[name].modality != "motion" for name in args.variants or [])
         with_video = wants_video or os.path.exists(os.path.join(demo.DEMO_VIDEO_SUITE, "questions.json"))
@@ -153,7 +159,8 @@ def main(argv=None):
         print("\n".join([table_header("variant")] + rows), flush=True)
     table = "\n".join([table_header("variant")] + rows)
     if "full" in folders and len(folders) > 1:  # what switching each part off costs, on the same questions
-        table += "\n\n" + paired_table("full", folders["full"], {n: f for n, f in folders.items() if n != "full"})
+        others = {n: f for n, f in folders.items() if n != "full"}
+        table += "".join(f"\n\n{paired_table('full', folders['full'], others, measure=m)}" for m in PAIRED_MEASURES)
     os.makedirs(args.output, exist_ok=True)
     with open(os.path.join(args.output, "ablation.md"), "w") as f:
         f.write(f"Ablation on the motion-QA suite, split {args.split!r} ({mode}).\n\n{table}\n")

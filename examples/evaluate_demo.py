@@ -9,6 +9,8 @@ Exact-match accuracy per query type and relation (BABEL-QA protocol, the suite's
 closed vocabulary) and counting OBZ / OBO / MAE / RMSE (Mo-RepCount protocol), through the evaluation harness
 (`llamo.evaluation`): batched, cached per item (an interrupted run resumes) with report.json / report.md / plots
 per split and task. Items are a seeded sample of each split, the same for every model (`llamo.evaluation.suite`).
+summary.md also says how often each count was answered against how often it was true, and how many wrong body
+parts name the right limb on the wrong side; `--against` pairs choice accuracy and counting OBO question by question.
 """
 
 import argparse
@@ -16,7 +18,15 @@ import os
 
 from llamo import demo
 from llamo.evaluation.harness import LlamoPredictor
-from llamo.evaluation.suite import MODALITIES, evaluate_split, paired_table, table_header, table_row
+from llamo.evaluation.suite import (
+    MODALITIES,
+    PAIRED_MEASURES,
+    error_breakdown,
+    evaluate_split,
+    paired_table,
+    table_header,
+    table_row,
+)
 
 
 def main(argv=None):
@@ -36,9 +46,10 @@ def main(argv=None):
                         "the paired standard error")
     args = parser.parse_args(argv)
     for split in args.splits if args.against else []:  # before the evaluation, not after it
-        if not os.path.exists(os.path.join(args.against, split, "babel_qa", "scored_items.jsonl")):
-            raise SystemExit(f"--against {args.against}: no {split!r} evaluation there (expected an earlier run's "
-                             f"--output folder with {split}/babel_qa/scored_items.jsonl)")
+        for task in ("babel_qa", "counting"):
+            if not os.path.exists(os.path.join(args.against, split, task, "scored_items.jsonl")):
+                raise SystemExit(f"--against {args.against}: no {split!r} evaluation there (expected an earlier "
+                                 f"run's --output folder with {split}/{task}/scored_items.jsonl)")
 
     if args.data is None:
         args.data = demo.ensure_suite(demo.suite_for(args.modality), render_videos=args.modality != "motion")
@@ -52,8 +63,13 @@ def main(argv=None):
         print("\n".join([table_header()] + rows), flush=True)
     table = "\n".join([table_header()] + rows)
     for split in args.splits if args.against else []:
-        table += f"\n\n{split}, against {args.against}:\n" + paired_table(
-            "that run", os.path.join(args.against, split), {"this model": os.path.join(args.output, split)})
+        for measure in PAIRED_MEASURES:
+            table += f"\n\n{split}, {measure}, against {args.against}:\n" + paired_table(
+                "that run", os.path.join(args.against, split), {"this model": os.path.join(args.output, split)},
+                measure=measure)
+    for split in args.splits:
+        table += f"\n\n{split}, counts said and true, and the body-part errors:\n\n" + error_breakdown(
+            os.path.join(args.output, split))
     with open(os.path.join(args.output, "summary.md"), "w") as f:
         f.write(f"Model: {model_path}\nInput: {args.modality}\n\n{table}\n")
     print(table)

@@ -52,6 +52,11 @@ class LlamoConfig(PreTrainedConfig):
             Weight of the estimator's auxiliary regression loss when video and motion come together; 0 disables it.
         frame_selection (`str`, defaults to `"text_guided"`):
             `"text_guided"` (E5-E6) or `"uniform"` (ablation: K evenly spaced frames, no text scores).
+        key_frame_exploration (`float`, defaults to 0.0):
+            Training only: temperature `tau` of Gumbel noise added to the log-scores before E6's top-K, which then
+            samples K frames without replacement with probability proportional to `s_j^(1/tau)`. E6's
+            straight-through gradient reaches only the frames picked, so with 0 (the paper's plain top-K) a frame
+            that ranks low never gets the gradient that could raise it. Evaluation and generation always take the top-K.
         use_enhancer (`bool`, defaults to `True`):
             Whether the Motion Feature Enhancer (E3-E4) runs; without it video is not fused into motion.
         use_adaptive_context (`bool`, defaults to `True`):
@@ -105,6 +110,7 @@ class LlamoConfig(PreTrainedConfig):
     motion_token_id: int = 0
     estimator_loss_weight: float = 1.0
     frame_selection: str = "text_guided"
+    key_frame_exploration: float = 0.0
     use_enhancer: bool = True
     use_adaptive_context: bool = True
     use_bidirectional_fusion: bool = True
@@ -146,6 +152,7 @@ class LlamoConfig(PreTrainedConfig):
             f"`motion_encoder_type` must be one of {MOTION_ENCODER_TYPES}, got {self.motion_encoder_type!r}.",
         )
         require(self.estimator_loss_weight >= 0, "`estimator_loss_weight` must be >= 0.")
+        require(self.key_frame_exploration >= 0, "`key_frame_exploration` must be >= 0.")
         require(self.max_timestamp > 0 and self.motion_fps > 0, "`max_timestamp` and `motion_fps` must be > 0.")
         # Text-guided selection scores frames against the instruction; the bidirectional fusion and the text
         # gate read the same instruction features. Both need a language model that exposes input embeddings,

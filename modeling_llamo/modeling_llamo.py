@@ -379,12 +379,21 @@ class LlamoCrossTalker(nn.Module):
         return torch.where(has_text[:, None], scores, uniform).masked_fill(~frame_mask.bool(), 0.0), has_text
 
     def select_key_frames(self, scores, frame_mask, has_text):
-        """E6: top-K valid frames by score, in time order. Fewer than K valid frames: all, repeated in order."""
+        """E6: top-K valid frames by score, in time order (while training, perturbed by `key_frame_exploration`).
+        Fewer than K valid frames: all, repeated in order."""
         num_clips, num_frames = scores.shape
         uniform = uniform_frame_indices(frame_mask, self.num_key_frames)
         if self.config.frame_selection == "uniform" or num_frames < self.num_key_frames:
             return uniform
-        masked = scores.masked_fill(~frame_mask.bool(), float("-inf"))
+        ranking = scores
+        if self.training and self.config.key_frame_exploration > 0:
+            # Gumbel-top-K: top-K of log s + tau * G samples without replacement with p ~ s^(1/tau), so frames
+            # ranked low are picked now and then and E6's straight-through gradient reaches their scores too.
+            uniform_noise = torch.rand_like(scores).clamp(1e-6, 1 - 1e-6)
+            gumbel = -torch.log(-torch.log(uniform_noise))
+            log_scores = scores.clamp_min(torch.finfo(scores.dtype).tiny).log()
+            ranking = log_scores + self.config.key_frame_exploration * gumbel
+        masked = ranking.masked_fill(~frame_mask.bool(), float("-inf"))
         top = masked.topk(self.num_key_frames, dim=-1).indices.sort(dim=-1).values
         use_top = (frame_mask.bool().sum(-1) >= self.num_key_frames) & has_text
         return torch.where(use_top[:, None], top, uniform)

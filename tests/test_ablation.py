@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from llamo.data.motion_qa import generate_suite
-from llamo.evaluation.suite import choice_correctness, sample_items
+from llamo.evaluation.suite import choice_correctness, count_within_one, sample_items
 from llamo.training.tiny import tiny_model, tiny_processor
 
 from .conftest import load_example
@@ -70,8 +70,8 @@ def test_ablation_script_writes_one_row_per_variant_and_resumes(suite_and_checkp
             "--output", str(tmp_path)]
     ablate.main(argv)  # no --variants and a suite without videos: the motion variants only
     table = (tmp_path / "ablation.md").read_text()
-    motion_variants = [name for name, v in ablate.VARIANTS.items() if v.modality == "motion"]
-    variants_table, paired_table = table.split("\n\n")[1:]
+    motion_variants = [name for name, v in ablate.VARIANTS.items() if v.modality == "motion" and not v.retrain_only]
+    variants_table, paired_table, paired_obo = table.split("\n\n")[1:]
     rows = [line for line in variants_table.splitlines() if line.startswith("| ") and not line.startswith("| variant")]
     assert [row.split(":")[0][2:] for row in rows] == motion_variants
     assert all(os.path.exists(tmp_path / name / "babel_qa" / "report.json") for name in motion_variants)
@@ -84,11 +84,20 @@ def test_ablation_script_writes_one_row_per_variant_and_resumes(suite_and_checkp
         assert int(n) == len(full) == 3
         assert int(only_full) == sum(full[i] and not variant[i] for i in full)
         assert float(difference) == pytest.approx(100 * (sum(variant.values()) - sum(full.values())) / 3, abs=0.05)
+    # ... and counting OBO, on the same counting questions.
+    full_obo = count_within_one(tmp_path / "full")
+    paired = [line.strip("| ").split(" | ") for line in paired_obo.strip().splitlines()[2:]]
+    assert paired_obo.startswith("| variant | count OBO minus full's") and [c[0] for c in paired] == motion_variants[1:]
+    for name, _, _, only_full, only_variant, n in paired:
+        variant = count_within_one(tmp_path / name)
+        assert int(n) == len(full_obo) and int(only_variant) == sum(variant[i] and not full_obo[i] for i in full_obo)
     # A second run reuses every cached prediction and writes the same table.
     ablate.main(argv)
     assert (tmp_path / "ablation.md").read_text() == table
     with pytest.raises(FileNotFoundError, match="render_videos=True"):
         ablate.main(argv + ["--variants", "video"])
+    with pytest.raises(SystemExit, match="only with --retrain"):
+        ablate.main(argv + ["--variants", "full", "explore"])
 
 
 def test_retrain_reuses_only_the_finished_run_of_the_same_variant(tmp_path):
@@ -134,25 +143,46 @@ def test_train_demo_config_overrides_parse_and_recipes_restore_them():
 
 def test_evaluate_demo_against_an_earlier_run_writes_the_paired_difference(suite_and_checkpoint, tmp_path):
     """`evaluate_demo.py --against DIR`: the same checkpoint against itself differs on no question, and against
-    a variant whose answers differ it counts exactly the discordant questions of the two scored files."""
+    a run whose answers differ it counts exactly the discordant questions of the two scored files, for choice
+    accuracy and for counting OBO."""
     data, checkpoint = suite_and_checkpoint
     evaluate = load_example("evaluate_demo")
-    common = ["--model", checkpoint, "--data", data, "--splits", "test", "--limit", "4", "--batch-size", "4"]
+    common = ["--model", checkpoint, "--data", data, "--splits", "test", "--limit", "6", "--batch-size", "4"]
     evaluate.main(common + ["--output", str(tmp_path / "first")])
+
+    def paired_row(against, measure):
+        sections = (tmp_path / "again" / "summary.md").read_text().split("\n\n")
+        title = f"test, {measure}, against {against}:"
+        section = next(s for s in sections if s.startswith(title))
+        return section.strip().splitlines()[-1].strip("| ").split(" | ")
+
     evaluate.main(common + ["--output", str(tmp_path / "again"), "--against", str(tmp_path / "first")])
-    summary = (tmp_path / "again" / "summary.md").read_text()
-    assert f"test, against {tmp_path / 'first'}:" in summary
-    assert summary.strip().splitlines()[-1] == "| this model | +0.0 | 0.0 | 0 | 0 | 4 |"
-    # A reference whose answers all flip: every question is discordant, each counted on its side.
-    first = tmp_path / "first" / "test" / "babel_qa" / "scored_items.jsonl"
-    flipped = tmp_path / "flipped" / "test" / "babel_qa"
-    flipped.mkdir(parents=True)
-    rows = [json.loads(line) for line in first.read_text().splitlines()]
-    (flipped / "scored_items.jsonl").write_text("".join(json.dumps({**r, "correct": not r["correct"]}) + "\n" for r in rows))
+    assert paired_row(tmp_path / "first", "choice acc") == ["this model", "+0.0", "0.0", "0", "0", "6"]
+    assert paired_row(tmp_path / "first", "count OBO") == ["this model", "+0.0", "0.0", "0", "0", "2"]
+    # A reference whose choice answers all flip and whose counts are all far off: every question is discordant
+    # where this model is right.
+    flipped = tmp_path / "flipped" / "test"
+    for task in ("babel_qa", "counting"):
+        (flipped / task).mkdir(parents=True)
+    rows = [json.loads(line) for line in (tmp_path / "first" / "test" / "babel_qa" / "scored_items.jsonl").open()]
+    (flipped / "babel_qa" / "scored_items.jsonl").write_text(
+        "".join(json.dumps({**r, "correct": not r["correct"]}) + "\n" for r in rows))
+    counts = [json.loads(line) for line in (tmp_path / "first" / "test" / "counting" / "scored_items.jsonl").open()]
+    (flipped / "counting" / "scored_items.jsonl").write_text(
+        "".join(json.dumps({**r, "extracted": r["answer"] + 5}) + "\n" for r in counts))
     evaluate.main(common + ["--output", str(tmp_path / "again"), "--against", str(tmp_path / "flipped")])
-    cells = (tmp_path / "again" / "summary.md").read_text().strip().splitlines()[-1].strip("| ").split(" | ")
+    cells = paired_row(tmp_path / "flipped", "choice acc")
     right = sum(r["correct"] for r in rows)
     assert cells[0] == "this model" and int(cells[3]) == len(rows) - right and int(cells[4]) == right
     assert float(cells[1]) == pytest.approx(100 * (2 * right - len(rows)) / len(rows), abs=0.05)
+    within_one = sum(r["extracted"] is not None and abs(r["extracted"] - r["answer"]) <= 1 for r in counts)
+    cells = paired_row(tmp_path / "flipped", "count OBO")
+    assert int(cells[3]) == 0 and int(cells[4]) == within_one and int(cells[5]) == len(counts)
+    # The error breakdown: every count said and every true count is tallied once.
+    summary = (tmp_path / "again" / "summary.md").read_text()
+    said = next(line for line in summary.splitlines() if line.startswith("| said |")).strip("| ").split(" | ")[1:]
+    true = next(line for line in summary.splitlines() if line.startswith("| true |")).strip("| ").split(" | ")[1:-1]
+    assert sum(map(int, said)) == len(counts) == sum(map(int, true))
+    assert "Wrong body parts:" in summary
     with pytest.raises(SystemExit, match="no 'test' evaluation"):
         evaluate.main(common + ["--output", str(tmp_path / "x"), "--against", str(tmp_path / "missing")])

@@ -47,6 +47,7 @@ def test_config_defaults_reproduce_the_paper():
         ({"num_key_frames": 0}, "num_key_frames"),
         ({"motion_token_id": 500}, "motion_token_id"),
         ({"estimator_loss_weight": -1.0}, "estimator_loss_weight"),
+        ({"key_frame_exploration": -0.5}, "key_frame_exploration"),
     ],
 )
 def test_invalid_config_raises(overrides, message):
@@ -165,6 +166,39 @@ def test_key_frames_respect_masks_and_k(selection):
     assert len(first) == NUM_KEY_FRAMES and max(first) < 7 and first == sorted(first) and len(set(first)) == NUM_KEY_FRAMES
     assert second == sorted(second) and set(second) == {0, 1, 2}  # fewer than K frames: all kept, repeated in order
     assert torch.all(out.frame_scores[0, 7:] == 0) and torch.all(out.frame_scores[1, 3:] == 0)
+
+
+@pytest.mark.parametrize("tau", [1.0, 0.5])
+def test_key_frame_exploration_samples_frames_in_proportion_to_their_scores_while_training(tau):
+    """Gumbel-top-K with K = 1 picks frame j with probability s_j^(1/tau) / sum s^(1/tau); padding never, and
+    evaluation keeps the plain top-K (the paper's E6)."""
+    from modeling_llamo.modeling_llamo import LlamoCrossTalker
+
+    torch.manual_seed(0)
+    talker = LlamoCrossTalker(tiny_config(num_key_frames=1, key_frame_exploration=tau))
+    scores = torch.tensor([0.1, 0.4, 0.2, 0.3, 0.0, 0.0]).repeat(20000, 1)
+    frame_mask = torch.tensor([1, 1, 1, 1, 1, 0]).repeat(20000, 1)  # frame 4 valid with score 0, frame 5 padding
+    has_text = torch.ones(20000, dtype=torch.bool)
+    picked = talker.train().select_key_frames(scores, frame_mask, has_text)[:, 0]
+    frequency = torch.bincount(picked, minlength=6).float() / len(picked)
+    expected = scores[0] ** (1 / tau) / (scores[0] ** (1 / tau)).sum()
+    assert torch.allclose(frequency, expected, atol=0.015), (frequency, expected)
+    assert frequency[5] == 0
+    assert torch.all(talker.eval().select_key_frames(scores, frame_mask, has_text) == 1)
+
+
+def test_key_frame_exploration_keeps_k_distinct_valid_frames_in_time_order():
+    torch.manual_seed(0)
+    model = LlamoForConditionalGeneration(tiny_config(key_frame_exploration=1.0)).train()
+    ids = torch.tensor([make_prompt(), make_prompt()])
+    media = clip_inputs(num_clips=2, frames=12, seed=1)
+    media["motion_mask"][0, 9:] = 0
+    draws = {tuple(model(input_ids=ids, **media).key_frame_indices[0].tolist()) for _ in range(8)}
+    assert len(draws) > 1  # training samples; the untrained scores would give one top-K every time
+    for frames in draws:
+        assert list(frames) == sorted(set(frames)) and len(frames) == NUM_KEY_FRAMES and max(frames) < 9
+    model.eval()
+    assert len({tuple(model(input_ids=ids, **media).key_frame_indices[0].tolist()) for _ in range(3)}) == 1
 
 
 def test_text_guided_selection_follows_the_question(model):

@@ -65,23 +65,59 @@ def evaluate_split(predictor, data, split: str, output: str, limit: int = 300, s
     return {"qa": qa, "counting": counts}
 
 
+def _scored_items(output: str, task: str) -> list[dict]:
+    with open(os.path.join(output, task, "scored_items.jsonl"), encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle]
+
+
 def choice_correctness(output: str) -> dict[str, bool]:
     """Question id -> whether the choice answer was right, from an `evaluate_split` output folder."""
-    with open(os.path.join(output, "babel_qa", "scored_items.jsonl"), encoding="utf-8") as handle:
-        return {row["id"]: bool(row["correct"]) for row in map(json.loads, handle)}
+    return {row["id"]: bool(row["correct"]) for row in _scored_items(output, "babel_qa")}
 
 
-def paired_table(reference_label: str, reference_output: str, others: dict[str, str]) -> str:
-    """Markdown table of each model's choice accuracy against the reference's on the same questions
-    (`paired_accuracy_difference`), e.g. every ablation variant against the full model."""
-    reference = choice_correctness(reference_output)
-    lines = [f"| variant | choice acc minus {reference_label}'s (points) | paired standard error | only "
+def count_within_one(output: str) -> dict[str, bool]:
+    """Counting question id -> whether the count read from the answer is off by at most one (OBO); an answer
+    with no count in it is wrong."""
+    return {row["id"]: row["extracted"] is not None and abs(row["extracted"] - row["answer"]) <= 1
+            for row in _scored_items(output, "counting")}
+
+
+# what a paired table can compare: its label -> id -> correct, read from an `evaluate_split` output folder
+PAIRED_MEASURES = {"choice acc": choice_correctness, "count OBO": count_within_one}
+
+
+def paired_table(reference_label: str, reference_output: str, others: dict[str, str],
+                 measure: str = "choice acc") -> str:
+    """Markdown table of each model's `measure` (a key of `PAIRED_MEASURES`) against the reference's on the same
+    questions (`paired_accuracy_difference`), e.g. every ablation variant against the full model."""
+    correctness = PAIRED_MEASURES[measure]
+    reference = correctness(reference_output)
+    lines = [f"| variant | {measure} minus {reference_label}'s (points) | paired standard error | only "
              f"{reference_label} right | only the variant right | n |", "|---|---|---|---|---|---|"]
     for label, output in others.items():
-        d = paired_accuracy_difference(reference, choice_correctness(output))
+        d = paired_accuracy_difference(reference, correctness(output))
         # the variant minus the reference; 0.0 - x so that a tie prints "+0.0", not "-0.0"
         lines.append(f"| {label} | {0.0 - 100 * d['difference']:+.1f} | {100 * d['standard_error']:.1f} | "
                      f"{d['only_reference']} | {d['only_other']} | {d['n']} |")
+    return "\n".join(lines)
+
+
+def error_breakdown(output: str) -> str:
+    """Where an `evaluate_split` run goes wrong, as markdown: how often each count was said against how often it
+    was true, and whether the wrong body-part answers name the right limb on the wrong side."""
+    counts = _scored_items(output, "counting")
+    values = sorted({row["answer"] for row in counts} | {row["extracted"] for row in counts if row["extracted"] is not None})
+    said = [sum(row["extracted"] == value for row in counts) for value in values]
+    true = [sum(row["answer"] == value for row in counts) for value in values]
+    unread = sum(row["extracted"] is None for row in counts)
+    lines = ["| count | " + " | ".join(map(str, values)) + " | no count |", "|---|" + "---|" * (len(values) + 1),
+             "| said | " + " | ".join(map(str, said)) + f" | {unread} |",
+             "| true | " + " | ".join(map(str, true)) + " | - |"]
+    wrong_parts = [row for row in _scored_items(output, "babel_qa")
+                   if row["query_type"] == "body_part" and not row["correct"]]
+    other_side = sum(1 for row in wrong_parts if row["extracted"] is not None
+                     and row["extracted"].split()[-1] == row["answer"].split()[-1])
+    lines += ["", f"Wrong body parts: {len(wrong_parts)}, of which {other_side} name the right limb on the wrong side."]
     return "\n".join(lines)
 
 
@@ -105,5 +141,5 @@ def table_row(label: str, result: dict) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-__all__ = ["CHOICE_TYPES", "MODALITIES", "choice_correctness", "evaluate_split", "paired_table", "sample_items",
-           "table_header", "table_row"]
+__all__ = ["CHOICE_TYPES", "MODALITIES", "PAIRED_MEASURES", "choice_correctness", "count_within_one",
+           "error_breakdown", "evaluate_split", "paired_table", "sample_items", "table_header", "table_row"]
