@@ -56,7 +56,8 @@ class LlamoConfig(PreTrainedConfig):
             Training only: temperature `tau` of Gumbel noise added to the log-scores before E6's top-K, which then
             samples K frames without replacement with probability proportional to `s_j^(1/tau)`. E6's
             straight-through gradient reaches only the frames picked, so with 0 (the paper's plain top-K) a frame
-            that ranks low never gets the gradient that could raise it. Evaluation and generation always take the top-K.
+            that ranks low never gets the gradient that could raise it. Evaluation and generation always take the
+            top-K.
         use_enhancer (`bool`, defaults to `True`):
             Whether the Motion Feature Enhancer (E3-E4) runs; without it video is not fused into motion.
         use_adaptive_context (`bool`, defaults to `True`):

@@ -43,6 +43,9 @@ from .conversations import records_to_dataset
 
 logger = logging.getLogger(__name__)
 
+# how `babel_qa_conversations` writes a counting question's target: as the suite has it ("7") or spelled out
+COUNT_ANSWER_STYLES = ("digits", "words")
+
 HUMANML3D_FPS = 20.0
 KITML_FPS = 12.5
 BABEL_QA_FPS = 30.0  # BABEL-QA's joints.npy are AMASS motions resampled to 30 fps by its generator
@@ -247,9 +250,6 @@ def babel_qa_conversations(
             "metadata": json.dumps(metadata, default=str),
         })
     return records_to_dataset(rows, on_error=on_error)
-
-
-COUNT_ANSWER_STYLES = ("digits", "words")
 
 
 def _target_answer(item: dict, count_answers: str) -> str:

@@ -46,8 +46,8 @@ __all__ = [
     "DIRECTIONS",
     "DIRECTION_VOCAB",
     "Vocabulary",
-    "extract_choice",
     "count_in_words",
+    "extract_choice",
     "extract_count",
     "find_mentions",
     "normalize_text",
@@ -613,6 +613,8 @@ def count_in_words(count: int) -> str:
         return _UNITS[count]
     tens = next(word for word, value in _TENS.items() if value == count // 10 * 10)
     return tens if count % 10 == 0 else f"{tens}-{_UNITS[count % 10]}"
+
+
 _ADVERB_COUNTS = {"once": 1, "twice": 2, "thrice": 3}
 _COUNT_MARKERS = {
     "times",

@@ -106,7 +106,8 @@ def error_breakdown(output: str) -> str:
     """Where an `evaluate_split` run goes wrong, as markdown: how often each count was said against how often it
     was true, and whether the wrong body-part answers name the right limb on the wrong side."""
     counts = _scored_items(output, "counting")
-    values = sorted({row["answer"] for row in counts} | {row["extracted"] for row in counts if row["extracted"] is not None})
+    said_values = {row["extracted"] for row in counts if row["extracted"] is not None}
+    values = sorted({row["answer"] for row in counts} | said_values)
     said = [sum(row["extracted"] == value for row in counts) for value in values]
     true = [sum(row["answer"] == value for row in counts) for value in values]
     unread = sum(row["extracted"] is None for row in counts)
