@@ -183,6 +183,9 @@ def test_evaluate_demo_against_an_earlier_run_writes_the_paired_difference(suite
     said = next(line for line in summary.splitlines() if line.startswith("| said |")).strip("| ").split(" | ")[1:]
     true = next(line for line in summary.splitlines() if line.startswith("| true |")).strip("| ").split(" | ")[1:-1]
     assert sum(map(int, said)) == len(counts) == sum(map(int, true))
+    per_question = [line for line in summary.splitlines() if line.startswith("| How many times")]
+    assert sum(int(line.rsplit("(", 1)[1].split(")")[0]) for line in per_question) == len(counts)
+    assert {line.split(" | ")[0][2:] for line in per_question} == {r["question"] for r in counts}
     assert "Wrong body parts:" in summary
     with pytest.raises(SystemExit, match="no 'test' evaluation"):
         evaluate.main(common + ["--output", str(tmp_path / "x"), "--against", str(tmp_path / "missing")])

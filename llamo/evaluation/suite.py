@@ -104,7 +104,8 @@ def paired_table(reference_label: str, reference_output: str, others: dict[str, 
 
 def error_breakdown(output: str) -> str:
     """Where an `evaluate_split` run goes wrong, as markdown: how often each count was said against how often it
-    was true, and whether the wrong body-part answers name the right limb on the wrong side."""
+    was true, counting OBO per question (i.e. per action), and whether the wrong body-part answers name the right
+    limb on the wrong side."""
     counts = _scored_items(output, "counting")
     said_values = {row["extracted"] for row in counts if row["extracted"] is not None}
     values = sorted({row["answer"] for row in counts} | said_values)
@@ -114,6 +115,13 @@ def error_breakdown(output: str) -> str:
     lines = ["| count | " + " | ".join(map(str, values)) + " | no count |", "|---|" + "---|" * (len(values) + 1),
              "| said | " + " | ".join(map(str, said)) + f" | {unread} |",
              "| true | " + " | ".join(map(str, true)) + " | - |"]
+    by_question: dict[str, list[bool]] = {}  # the suite asks one counting question per action
+    for row in counts:
+        by_question.setdefault(row["question"], []).append(
+            row["extracted"] is not None and abs(row["extracted"] - row["answer"]) <= 1)
+    lines += ["", "| counting question | OBO (n) |", "|---|---|"]
+    for question, hits in sorted(by_question.items(), key=lambda item: (-sum(item[1]) / len(item[1]), item[0])):
+        lines.append(f"| {question} | {sum(hits) / len(hits):.2f} ({len(hits)}) |")
     wrong_parts = [row for row in _scored_items(output, "babel_qa")
                    if row["query_type"] == "body_part" and not row["correct"]]
     other_side = sum(1 for row in wrong_parts if row["extracted"] is not None
