@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from llamo import demo
 from llamo.data.adapters import COUNT_ANSWER_STYLES, babel_qa_conversations
+from llamo.data.augment import MirrorMotion
 from llamo.data.conversations import LlamoDataCollator
 from llamo.data.motion_qa import load_babel_qa, suite_has_videos
 
@@ -106,6 +107,9 @@ def main(argv=None):
                         "the training targets: digits as in the suite (\"7\") or words (\"seven\": one first token "
                         "per count, where digits write 10-12 starting with \"1\"); default: the continued "
                         "recipe's, else digits")
+    parser.add_argument("--mirror", type=float, default=0.0, metavar="P", help="mirror each motion-only training "
+                        "conversation left-to-right with probability P, \"left\" and \"right\" swapped in its text "
+                        "(llamo.data.augment.MirrorMotion; conversations with video are left as they are)")
     parser.add_argument("--output", default=demo.DEMO_WEIGHTS_DIR)
     parser.add_argument("--stats-motions", type=int, default=400)
     parser.add_argument("--save-every", type=int, default=0, help="also save the weights every N steps (a long run "
@@ -148,7 +152,8 @@ def main(argv=None):
 
     args.count_answers = args.count_answers or (previous or {}).get("count_answers", "digits")
     dataset = training_conversations(args.data, args.modality, args.count_answers)
-    collator = LlamoDataCollator(processor, default_motion_fps=30.0)
+    mirror = MirrorMotion(processor.feature_extractor, probability=args.mirror, seed=args.seed) if args.mirror else None
+    collator = LlamoDataCollator(processor, default_motion_fps=30.0, augment=mirror)
     loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=True, collate_fn=collator, drop_last=True,
                         generator=torch.Generator().manual_seed(args.seed))
     new_params = [p for n, p in peft_model.named_parameters() if p.requires_grad and "lora_" not in n]
@@ -160,7 +165,7 @@ def main(argv=None):
           f"parameters; {args.steps} steps of {args.batch_size}")
 
     step, start, log = 0, time.time(), []
-    save = _save_factory(args, previous, overrides, peft_model, processor, log, start)
+    save = _save_factory(args, previous, overrides, peft_model, processor, log, start, mirror)
     bar = tqdm(total=args.steps, desc="train")
     while step < args.steps:
         for batch in loader:
@@ -184,7 +189,7 @@ def main(argv=None):
     save(step)
 
 
-def _save_factory(args, previous, overrides, peft_model, processor, log, start):
+def _save_factory(args, previous, overrides, peft_model, processor, log, start, mirror=None):
     def save(step):
         minutes = (time.time() - start) / 60
         build_seed = previous.get("build_seed", 0) if previous else args.seed
@@ -192,6 +197,7 @@ def _save_factory(args, previous, overrides, peft_model, processor, log, start):
             "build": demo.DEMO_BUILD, "build_seed": build_seed, "lora": demo.LORA,
             "frame_selection": overrides["frame_selection"], "config_overrides": overrides, "modality": args.modality,
             "count_answers": args.count_answers,
+            "mirror": {"probability": args.mirror, "mirrored": mirror.mirrored, "eligible": mirror.seen} if mirror else None,
             "steps": step, "planned_steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "lora_lr": args.lora_lr,
             "warmup": args.warmup, "seed": args.seed, "suite": suite_identity(args.data),
             "train_minutes": round(minutes, 1), "final_loss_mean_last_50": float(np.mean(log[-50:])),

@@ -35,12 +35,14 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
+    "MIRRORED_JOINTS",
     "NUM_JOINTS",
     "SMPL_JOINT_NAMES",
     "SMPL_PARENTS",
     "TEMPLATE_OFFSETS",
     "bone_lengths",
     "forward_kinematics",
+    "mirror_joints",
     "template_rest_joints",
 ]
 
@@ -52,6 +54,11 @@ SMPL_JOINT_NAMES = (
     "right_collar", "head", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
     "left_wrist", "right_wrist",
 )  # fmt: skip
+
+# Index of each joint's mirror image: left and right swapped, the spine and head on themselves.
+MIRRORED_JOINTS = np.array([SMPL_JOINT_NAMES.index(
+    name.replace("left_", "@").replace("right_", "left_").replace("@", "right_")) for name in SMPL_JOINT_NAMES])
+MIRRORED_JOINTS.setflags(write=False)
 
 # Parent of each joint; every parent precedes its children, which FK relies on.
 SMPL_PARENTS = np.array([-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19])
@@ -92,6 +99,21 @@ def template_rest_joints() -> np.ndarray:
     for j in range(1, NUM_JOINTS):
         joints[j] = joints[SMPL_PARENTS[j]] + TEMPLATE_OFFSETS[j]
     return joints
+
+
+def mirror_joints(joints, axis: int = 0) -> np.ndarray:
+    """The mirror image (..., 22, 3) of joint positions (..., 22, 3): coordinate ``axis`` negated and the left and
+    right joints swapped, so a left-hand wave becomes a right-hand wave, a turn to the left a turn to the right.
+
+    Any reflection gives a valid body once the sides are swapped; ``axis`` only has to be a horizontal one (not the
+    up axis), else the mirrored person stands on their head.
+    """
+    joints = np.asarray(joints)
+    joints = joints.astype(np.result_type(joints.dtype, np.float32))  # a copy, in the input's float precision
+    if joints.shape[-2:] != (NUM_JOINTS, 3):
+        raise ValueError(f"mirror_joints: expected joints (..., {NUM_JOINTS}, 3), got shape {joints.shape}.")
+    joints[..., axis] *= -1.0
+    return joints[..., MIRRORED_JOINTS, :]
 
 
 def bone_lengths(joints) -> np.ndarray:

@@ -71,7 +71,7 @@ def test_ablation_script_writes_one_row_per_variant_and_resumes(suite_and_checkp
     ablate.main(argv)  # no --variants and a suite without videos: the motion variants only
     table = (tmp_path / "ablation.md").read_text()
     motion_variants = [name for name, v in ablate.VARIANTS.items() if v.modality == "motion" and not v.retrain_only]
-    variants_table, paired_table, paired_obo = table.split("\n\n")[1:]
+    variants_table, paired_table, *per_type, paired_obo = table.split("\n\n")[1:]
     rows = [line for line in variants_table.splitlines() if line.startswith("| ") and not line.startswith("| variant")]
     assert [row.split(":")[0][2:] for row in rows] == motion_variants
     assert all(os.path.exists(tmp_path / name / "babel_qa" / "report.json") for name in motion_variants)
@@ -84,6 +84,13 @@ def test_ablation_script_writes_one_row_per_variant_and_resumes(suite_and_checkp
         assert int(n) == len(full) == 3
         assert int(only_full) == sum(full[i] and not variant[i] for i in full)
         assert float(difference) == pytest.approx(100 * (sum(variant.values()) - sum(full.values())) / 3, abs=0.05)
+    # ... the same per query type, on that type's questions ...
+    assert [t.split(" minus ")[0] for t in per_type] == ["| variant | action acc", "| variant | direction acc",
+                                                          "| variant | body part acc"]
+    for kind, per_type_table in zip(("action", "direction", "body_part"), per_type):
+        n = {line.strip("| ").split(" | ")[-1] for line in per_type_table.strip().splitlines()[2:]}
+        assert n == {str(len(choice_correctness(tmp_path / "full", query_type=kind)))}
+    assert sum(len(choice_correctness(tmp_path / "full", query_type=k)) for k in ("action", "direction", "body_part")) == 3
     # ... and counting OBO, on the same counting questions.
     full_obo = count_within_one(tmp_path / "full")
     paired = [line.strip("| ").split(" | ") for line in paired_obo.strip().splitlines()[2:]]

@@ -54,7 +54,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -354,6 +354,8 @@ class LlamoDataCollator:
         processor_kwargs: extra keyword arguments for the processor call (e.g. `{"motion_format": "joints"}`).
         record_ids: keep the ids of every sample collated in `seen_ids` (for tests and debugging; only meaningful
             with `dataloader_num_workers=0`, since workers hold their own copy).
+        augment: a training-time augmentation, chat messages -> chat messages, applied to each conversation before
+            encoding (e.g. `llamo.data.augment.MirrorMotion`).
     """
 
     processor: object
@@ -362,6 +364,7 @@ class LlamoDataCollator:
     default_motion_fps: float | None = None
     processor_kwargs: dict = field(default_factory=dict)
     record_ids: bool = False
+    augment: Callable[[list[dict]], list[dict]] | None = None
     seen_ids: list = field(default_factory=list)
     skipped: list = field(default_factory=list)
 
@@ -371,6 +374,8 @@ class LlamoDataCollator:
     def encode(self, examples: list[dict]):
         """Tokenise and process `examples` in one batch, without error handling; returns a `BatchFeature` with labels."""
         conversations = [to_chat_messages(example, self.default_motion_fps) for example in examples]
+        if self.augment is not None:
+            conversations = [self.augment(conversation) for conversation in conversations]
         kwargs = {"padding_side": "right", **self.processor_kwargs}
         if self.max_length is not None:
             kwargs.update(truncation=True, max_length=self.max_length)

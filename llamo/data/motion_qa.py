@@ -84,6 +84,7 @@ from processing_llamo.rotations import (
     yaw_matrix,
 )
 from processing_llamo.skeleton import (
+    MIRRORED_JOINTS,
     NUM_JOINTS,
     TEMPLATE_OFFSETS,
     forward_kinematics,
@@ -670,11 +671,11 @@ def _segment_label(seg: SegmentSpec, s0: int, s1: int, dur: float) -> dict:
 def _sample_subject(rng) -> SubjectSpec:
     scale = float(rng.uniform(0.85, 1.15))
     half = rng.normal(0.0, 0.035, NUM_JOINTS - 1)
-    # left/right bones share a scale: bone j (child j+1); mirror pairs by joint index
-    pairs = {1: 2, 4: 5, 7: 8, 10: 11, 13: 14, 16: 17, 18: 19, 20: 21}
+    # left/right bones share a scale: bone j - 1 ends at joint j, the right one takes its left twin's
     bone = 1.0 + half
-    for a, b in pairs.items():
-        bone[b - 1] = bone[a - 1]
+    for left, right in enumerate(MIRRORED_JOINTS):
+        if left < right:
+            bone[right - 1] = bone[left - 1]
     posture = rng.normal(0.0, 0.035, (NUM_JOINTS, 3))
     posture[0] = 0.0
     return SubjectSpec(scale=scale, bone_scale=bone, posture=posture, noise=float(rng.uniform(0.006, 0.018)))

@@ -7,6 +7,7 @@ model, the suite's actions added to BABEL-QA's closed vocabulary, and one table 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
@@ -70,9 +71,11 @@ def _scored_items(output: str, task: str) -> list[dict]:
         return [json.loads(line) for line in handle]
 
 
-def choice_correctness(output: str) -> dict[str, bool]:
-    """Question id -> whether the choice answer was right, from an `evaluate_split` output folder."""
-    return {row["id"]: bool(row["correct"]) for row in _scored_items(output, "babel_qa")}
+def choice_correctness(output: str, query_type: str | None = None) -> dict[str, bool]:
+    """Question id -> whether the choice answer was right, from an `evaluate_split` output folder; only the
+    questions of one `query_type` ("action", "direction", "body_part") when given."""
+    return {row["id"]: bool(row["correct"]) for row in _scored_items(output, "babel_qa")
+            if query_type is None or row["query_type"] == query_type}
 
 
 def count_within_one(output: str) -> dict[str, bool]:
@@ -83,7 +86,12 @@ def count_within_one(output: str) -> dict[str, bool]:
 
 
 # what a paired table can compare: its label -> id -> correct, read from an `evaluate_split` output folder
-PAIRED_MEASURES = {"choice acc": choice_correctness, "count OBO": count_within_one}
+PAIRED_MEASURES = {
+    "choice acc": choice_correctness,
+    **{f"{kind.replace('_', ' ')} acc": functools.partial(choice_correctness, query_type=kind)
+       for kind in ("action", "direction", "body_part")},
+    "count OBO": count_within_one,
+}
 
 
 def paired_table(reference_label: str, reference_output: str, others: dict[str, str],
