@@ -51,6 +51,7 @@ from transformers.trainer_utils import get_last_checkpoint
 
 import modeling_llamo  # noqa: F401  (registers llamo with the Auto classes)
 from llamo.data.adapters import babel_qa_conversations, humanml3d_conversations, kitml_conversations
+from llamo.data.augment import MirrorMotion
 from llamo.data.conversations import LlamoDataCollator, check_media, load_conversations
 from llamo.hub import prepare_hub_folder
 from llamo.training.trainer import (
@@ -99,6 +100,11 @@ class ScriptArguments:
     default_motion_fps: float | None = field(default=None, metadata={"help": "Frame rate of motion files that store "
                                                                            "none, when a row gives no `fps`."})
     max_length: int | None = field(default=None, metadata={"help": "Truncate sequences to this many tokens."})
+    mirror_probability: float = field(default=0.0, metadata={"help": "Mirror each motion-only training conversation "
+                                      "left-to-right with this probability, 'left' and 'right' swapped in its text "
+                                      "(llamo.data.augment.MirrorMotion; needs a joints22 processor; evaluation "
+                                      "data is never mirrored). Seeded by --seed per DataLoader worker; a resumed "
+                                      "run draws afresh, so it is not bit-identical to an uninterrupted one."})
     max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N training rows."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Use only the first N evaluation rows."})
     # evaluation
@@ -234,8 +240,12 @@ def main(argv=None):
             args.activation_checkpointing_kwargs = {"use_reentrant": False}
         unwrap_peft(model).enable_input_require_grads()
 
+    mirror = None
+    if script.mirror_probability:
+        mirror = MirrorMotion(processor.feature_extractor, probability=script.mirror_probability, seed=args.seed)
     collator = LlamoDataCollator(processor, on_error=script.on_media_error, max_length=script.max_length,
-                                 default_motion_fps=script.default_motion_fps, record_ids=bool(script.dump_rank_state))
+                                 default_motion_fps=script.default_motion_fps, record_ids=bool(script.dump_rank_state),
+                                 augment=mirror)
     trainer = LlamoTrainer(
         model=model,
         args=args,

@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from llamo.data.adapters import babel_qa_conversations, humanml3d_conversations, kitml_conversations
+from llamo.data.augment import MirrorMotion
 from llamo.data.conversations import (
     LlamoDataCollator,
     LlamoGenerationCollator,
@@ -301,6 +302,38 @@ def test_trainer_steps_lower_the_loss_and_evaluate_by_generation(workspace, proc
     metrics = trainer.evaluate()
     assert metrics["eval_generation_samples"] == 2 and 0.0 <= metrics["eval_accuracy"] <= 1.0
     assert len((tmp_path / "predictions" / "step-4.jsonl").read_text().splitlines()) == 2
+
+
+def test_training_augmentation_stays_out_of_evaluation(workspace, processor, tmp_path):
+    """The Trainer's training batches go through the collator's augmentation (here: always mirror), its evaluation
+    batches do not."""
+    train = load_conversations(str(workspace / "data" / "train.jsonl"))
+    val = load_conversations(str(workspace / "data" / "val.jsonl"))
+    mirror = MirrorMotion(processor.feature_extractor, probability=1.0)
+    collator = LlamoDataCollator(processor, augment=mirror)
+    trainer = LlamoTrainer(model=tiny_model(processor), args=_training_args(tmp_path, per_device_eval_batch_size=4),
+                           train_dataset=train, eval_dataset=val, data_collator=collator, processing_class=processor)
+    evaluated = next(iter(trainer.get_eval_dataloader()))
+    plain = LlamoDataCollator(processor)([val[i] for i in range(4)])
+    assert torch.equal(evaluated["motion_values"], plain["motion_values"]) and mirror.seen == 0
+    assert trainer.data_collator is collator
+    trained = next(iter(trainer.get_train_dataloader()))
+    assert mirror.mirrored == mirror.seen >= 4  # (accelerate collates one batch ahead)
+    words = processor.tokenizer.convert_ids_to_tokens(trained["input_ids"][trained["labels"] != -100].tolist())
+    assert "left" not in words  # every "turn left" answer was mirrored...
+    assert "right" in words or "turn" not in words  # ... into "turn right"
+
+
+def test_finetune_script_mirrors_on_request(workspace, tmp_path):
+    finetune = load_example("finetune")
+    common = ["--model", str(workspace / "tiny"), "--train_file", str(workspace / "data" / "train.jsonl"),
+              "--max_steps", "2", "--per_device_train_batch_size", "4", "--lora_r", "4", "--disable_tqdm", "true",
+              "--dataloader_num_workers", "0", "--output_dir", str(tmp_path)]
+    trainer = finetune.main(common + ["--mirror_probability", "1", "--stop_after_steps", "1"])
+    mirror = trainer.data_collator.augment
+    assert isinstance(mirror, MirrorMotion) and mirror.mirrored == mirror.seen > 0
+    with pytest.raises(ValueError, match="probability"):
+        finetune.main(common + ["--mirror_probability", "2"])
 
 
 def test_alignment_stage_trains_new_modules_only(processor):

@@ -12,6 +12,7 @@ Stages (SPEC.md section 4):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -164,6 +165,17 @@ class LlamoTrainer(Trainer):
         if model.training and not return_outputs and self.label_smoother is None and self.compute_loss_func is None:
             inputs = {**inputs, "logits_to_keep": 1}
         return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+
+    def get_eval_dataloader(self, eval_dataset=None):
+        # Evaluation scores the data as it is: the collator's training-time augmentation stays out of it.
+        training_collator = self.data_collator
+        if getattr(training_collator, "augment", None) is None:
+            return super().get_eval_dataloader(eval_dataset)
+        self.data_collator = dataclasses.replace(training_collator, augment=None)
+        try:
+            return super().get_eval_dataloader(eval_dataset)
+        finally:
+            self.data_collator = training_collator
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"):
         metrics = {}
