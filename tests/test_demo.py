@@ -44,7 +44,8 @@ def test_demo_answers_a_fixed_question_about_the_bundled_motion(demo_checkpoint)
 def test_train_demo_continues_the_shipped_weights_and_records_its_suite(tmp_path):
     """examples/train_demo.py end to end, two steps: it generates a missing suite with the *suite* seed (not the
     training seed: held-out action pairs depend on it), continues the shipped weights through the answer-only loss,
-    and writes weights that load into the demo architecture and a recipe that says what was trained on."""
+    and writes weights that load into the demo architecture and a recipe that says what was trained on (here with
+    every question mirrored, `--mirror 1`)."""
     import json
 
     import torch
@@ -54,7 +55,7 @@ def test_train_demo_continues_the_shipped_weights_and_records_its_suite(tmp_path
     suite, output = tmp_path / "suite", tmp_path / "weights"
     train_demo.main(["--init-from", demo.DEMO_WEIGHTS_DIR, "--data", str(suite), "--num-sequences", "12",
                      "--suite-seed", "7", "--seed", "3", "--steps", "2", "--batch-size", "2", "--warmup", "1",
-                     "--output", str(output)])
+                     "--mirror", "1", "--output", str(output)])
     with open(suite / "metadata.json") as f:
         assert json.load(f)["summary"]["seed"] == 7
     with open(output / "recipe.json") as f:
@@ -64,6 +65,7 @@ def test_train_demo_continues_the_shipped_weights_and_records_its_suite(tmp_path
     assert recipe["suite"] == {"num_sequences": 12, "seed": 7, "videos": False} and recipe["seed"] == 3
     assert recipe["steps"] == 2 and recipe["total_steps"] == shipped.get("total_steps", shipped["steps"]) + 2
     assert recipe["count_answers"] == shipped.get("count_answers", "digits")  # a continuation keeps the spelling
+    assert recipe["mirror"] == {"probability": 1.0, "mirrored": 4, "eligible": 4}  # 2 steps of 2 motion questions
     assert all(0 < loss < 10 for loss in recipe["loss_curve_every_20"])
     before, after = load_file(demo.DEMO_WEIGHTS), load_file(output / "llamo-demo.safetensors")
     assert before.keys() == after.keys()
