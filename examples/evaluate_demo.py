@@ -42,8 +42,8 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", default="outputs/demo-eval")
     parser.add_argument("--against", help="an earlier run's --output folder (another checkpoint or input): also "
-                        "write this model's choice accuracy minus that one's on the questions both answered, with "
-                        "the paired standard error")
+                        "write this model's choice accuracy (overall and per query type) and counting OBO minus "
+                        "that one's on the questions both answered, with the paired standard error")
     args = parser.parse_args(argv)
     for split in args.splits if args.against else []:  # before the evaluation, not after it
         for task in ("babel_qa", "counting"):
@@ -69,7 +69,7 @@ def main(argv=None):
                 measure=measure)
     for split in args.splits:
         table += f"\n\n{split}, counts said and true, and the body-part errors:\n\n" + error_breakdown(
-            os.path.join(args.output, split))
+            os.path.join(args.output, split), args.data)
     with open(os.path.join(args.output, "summary.md"), "w") as f:
         f.write(f"Model: {model_path}\nInput: {args.modality}\n\n{table}\n")
     print(table)

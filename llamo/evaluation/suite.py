@@ -110,10 +110,52 @@ def paired_table(reference_label: str, reference_output: str, others: dict[str, 
     return "\n".join(lines)
 
 
-def error_breakdown(output: str) -> str:
+# the segment a question asks about, from the segment its filter picks (questions.json's `filter_answer_0`)
+_ASKED_OFFSET = {"no_relation": 0, "before": -1, "after": 1}
+
+
+def asked_actions(data) -> dict[str, str]:
+    """Question id -> the action of the segment whose attribute the question asks for, from a motion-QA suite
+    folder (`questions.json` and `motion_concepts.json`): the filtered segment itself, the one before or after it,
+    or the one in between two (`filter_answer_0` and `filter_answer_1`)."""
+    with open(os.path.join(data, "questions.json"), encoding="utf-8") as handle:
+        questions = json.load(handle)
+    with open(os.path.join(data, "motion_concepts.json"), encoding="utf-8") as handle:
+        segments = json.load(handle)
+    asked = {}
+    for question_id, question in questions.items():
+        first, relation = question.get("filter_answer_0"), question["relation_type"]
+        if first is None:
+            continue
+        index = (first + question["filter_answer_1"]) // 2 if relation == "in_between" else first + _ASKED_OFFSET[relation]
+        asked[question_id] = segments[question["babel_id"]][index]["action"]
+    return asked
+
+
+def accuracy_by_asked_action(output: str, data) -> str:
+    """Markdown: choice accuracy per query type for each action asked about (e.g. direction questions about a turn
+    vs about a kick), from an `evaluate_split` output folder and the suite it was run on."""
+    asked = asked_actions(data)
+    kinds = ("action", "direction", "body_part")
+    cells: dict[str, dict[str, list[bool]]] = {}
+    for row in _scored_items(output, "babel_qa"):
+        cells.setdefault(asked[row["id"]], {}).setdefault(row["query_type"], []).append(bool(row["correct"]))
+
+    def cell(hits):
+        return f"{sum(hits) / len(hits):.2f} ({len(hits)})" if hits else "-"
+
+    lines = ["| action asked about | " + " | ".join(kind.replace("_", " ") for kind in kinds) + " |",
+             "|---|" + "---|" * len(kinds)]
+    for action in sorted(cells):
+        lines.append(f"| {action} | " + " | ".join(cell(cells[action].get(kind, [])) for kind in kinds) + " |")
+    return "\n".join(lines)
+
+
+def error_breakdown(output: str, data=None) -> str:
     """Where an `evaluate_split` run goes wrong, as markdown: how often each count was said against how often it
     was true, counting OBO per question (i.e. per action), and whether the wrong body-part answers name the right
-    limb on the wrong side."""
+    limb on the wrong side; given the suite folder `data`, also the accuracy by the action asked about
+    (`accuracy_by_asked_action`)."""
     counts = _scored_items(output, "counting")
     said_values = {row["extracted"] for row in counts if row["extracted"] is not None}
     values = sorted({row["answer"] for row in counts} | said_values)
@@ -135,6 +177,8 @@ def error_breakdown(output: str) -> str:
     other_side = sum(1 for row in wrong_parts if row["extracted"] is not None
                      and row["extracted"].split()[-1] == row["answer"].split()[-1])
     lines += ["", f"Wrong body parts: {len(wrong_parts)}, of which {other_side} name the right limb on the wrong side."]
+    if data is not None:
+        lines += ["", "Choice accuracy by the action asked about:", "", accuracy_by_asked_action(output, data)]
     return "\n".join(lines)
 
 
