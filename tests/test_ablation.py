@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from llamo.data.motion_qa import generate_suite
-from llamo.evaluation.suite import asked_actions, choice_correctness, count_within_one, sample_items
+from llamo.evaluation.suite import asked_segments, choice_correctness, count_within_one, sample_items
 from llamo.training.tiny import tiny_model, tiny_processor
 
 from .conftest import load_example
@@ -107,11 +107,11 @@ def test_ablation_script_writes_one_row_per_variant_and_resumes(suite_and_checkp
         ablate.main(argv + ["--variants", "full", "explore"])
 
 
-def test_asked_actions_name_the_segment_each_question_is_about(suite_and_checkpoint):
-    """The segment `asked_actions` names holds each question's answer: the action itself for action questions,
+def test_asked_segments_name_the_segment_each_question_is_about(suite_and_checkpoint):
+    """The segment `asked_segments` names holds each question's answer: the action itself for action questions,
     one of its directions or body parts for the others (before / after / in between: a neighbour of the filter)."""
     data, _ = suite_and_checkpoint
-    asked = asked_actions(data)
+    asked = asked_segments(data)
     with open(os.path.join(data, "questions.json")) as f:
         questions = json.load(f)
     with open(os.path.join(data, "motion_concepts.json")) as f:
@@ -123,7 +123,8 @@ def test_asked_actions_name_the_segment_each_question_is_about(suite_and_checkpo
         kind = question["query_type"].removeprefix("query_")
         holders = {segment["action"] for segment in concepts[question["babel_id"]]
                    if question["answer"] in segment["attributes"].get(kind, [])}
-        assert asked[question_id] in holders, question
+        action, num_actions = asked[question_id]
+        assert action in holders and num_actions == len(concepts[question["babel_id"]]), question
         checked.add(question["relation_type"])
     assert checked == {"no_relation", "before", "after", "in_between"}
 
@@ -216,10 +217,12 @@ def test_evaluate_demo_against_an_earlier_run_writes_the_paired_difference(suite
     assert {line.split(" | ")[0][2:] for line in per_question} == {r["question"] for r in counts}
     assert "Wrong body parts:" in summary
     # ... and the accuracy by the action asked about: every choice question counted once, under its type
-    by_action = summary.split("Choice accuracy by the action asked about:")[1].strip().splitlines()[2:]
-    cells = [line.strip("| ").split(" | ")[1:] for line in by_action]
-    for column, kind in enumerate(("action", "direction", "body_part")):
-        n = sum(int(cell[column].split("(")[1].rstrip(")")) for cell in cells if cell[column] != "-")
-        assert n == sum(r["query_type"] == kind for r in rows)
+    by_action, by_length = summary.split("Choice accuracy by the action asked about:")[1].strip().split("\n\n")[:2]
+    for table in (by_action, by_length):  # every choice question counted once per table, under its type
+        cells = [line.strip("| ").split(" | ")[1:] for line in table.splitlines()[2:]]
+        for column, kind in enumerate(("action", "direction", "body_part")):
+            n = sum(int(cell[column].split("(")[1].rstrip(")")) for cell in cells if cell[column] != "-")
+            assert n == sum(r["query_type"] == kind for r in rows)
+    assert {line.split(" | ")[0][2:] for line in by_length.splitlines()[2:]} <= {"1", "2", "3"}
     with pytest.raises(SystemExit, match="no 'test' evaluation"):
         evaluate.main(common + ["--output", str(tmp_path / "x"), "--against", str(tmp_path / "missing")])

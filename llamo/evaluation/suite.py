@@ -114,10 +114,11 @@ def paired_table(reference_label: str, reference_output: str, others: dict[str, 
 _ASKED_OFFSET = {"no_relation": 0, "before": -1, "after": 1}
 
 
-def asked_actions(data) -> dict[str, str]:
-    """Question id -> the action of the segment whose attribute the question asks for, from a motion-QA suite
-    folder (`questions.json` and `motion_concepts.json`): the filtered segment itself, the one before or after it,
-    or the one in between two (`filter_answer_0` and `filter_answer_1`)."""
+def asked_segments(data) -> dict[str, tuple[str, int]]:
+    """Question id -> (the action of the segment whose attribute the question asks for, the number of actions in
+    its clip), from a motion-QA suite folder (`questions.json` and `motion_concepts.json`). The segment asked about
+    is the filtered one itself, the one before or after it, or the one in between two (`filter_answer_0` and
+    `filter_answer_1`)."""
     with open(os.path.join(data, "questions.json"), encoding="utf-8") as handle:
         questions = json.load(handle)
     with open(os.path.join(data, "motion_concepts.json"), encoding="utf-8") as handle:
@@ -128,27 +129,33 @@ def asked_actions(data) -> dict[str, str]:
         if first is None:
             continue
         index = (first + question["filter_answer_1"]) // 2 if relation == "in_between" else first + _ASKED_OFFSET[relation]
-        asked[question_id] = segments[question["babel_id"]][index]["action"]
+        clip = segments[question["babel_id"]]
+        asked[question_id] = (clip[index]["action"], len(clip))
     return asked
 
 
 def accuracy_by_asked_action(output: str, data) -> str:
     """Markdown: choice accuracy per query type for each action asked about (e.g. direction questions about a turn
-    vs about a kick), from an `evaluate_split` output folder and the suite it was run on."""
-    asked = asked_actions(data)
+    vs about a kick), then per number of actions in the clip, from an `evaluate_split` output folder and the suite
+    it was run on."""
+    asked = asked_segments(data)
     kinds = ("action", "direction", "body_part")
-    cells: dict[str, dict[str, list[bool]]] = {}
+    by_action: dict[str, dict[str, list[bool]]] = {}
+    by_length: dict[int, dict[str, list[bool]]] = {}
     for row in _scored_items(output, "babel_qa"):
-        cells.setdefault(asked[row["id"]], {}).setdefault(row["query_type"], []).append(bool(row["correct"]))
+        action, num_actions = asked[row["id"]]
+        for table, key in ((by_action, action), (by_length, num_actions)):
+            table.setdefault(key, {}).setdefault(row["query_type"], []).append(bool(row["correct"]))
 
-    def cell(hits):
-        return f"{sum(hits) / len(hits):.2f} ({len(hits)})" if hits else "-"
+    def rows(table, first_column):
+        lines = [f"| {first_column} | " + " | ".join(kind.replace("_", " ") for kind in kinds) + " |",
+                 "|---|" + "---|" * len(kinds)]
+        for key in sorted(table):
+            hits = [table[key].get(kind, []) for kind in kinds]
+            lines.append(f"| {key} | " + " | ".join(f"{sum(h) / len(h):.2f} ({len(h)})" if h else "-" for h in hits) + " |")
+        return lines
 
-    lines = ["| action asked about | " + " | ".join(kind.replace("_", " ") for kind in kinds) + " |",
-             "|---|" + "---|" * len(kinds)]
-    for action in sorted(cells):
-        lines.append(f"| {action} | " + " | ".join(cell(cells[action].get(kind, [])) for kind in kinds) + " |")
-    return "\n".join(lines)
+    return "\n".join(rows(by_action, "action asked about") + [""] + rows(by_length, "actions in the clip"))
 
 
 def error_breakdown(output: str, data=None) -> str:
