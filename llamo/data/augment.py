@@ -26,7 +26,7 @@ _OTHER_SIDE = {"left": "right", "right": "left"}
 
 
 def swap_sides(text: str) -> str:
-    """"left" <-> "right" as whole words, keeping their case ("Left" -> "Right", "LEFT" -> "RIGHT")."""
+    """Swaps "left" and "right" as whole words, keeping their case ("Left" -> "Right", "LEFT" -> "RIGHT")."""
 
     def other(match):
         word = match.group(0)
@@ -119,4 +119,5 @@ class MirrorMotion:
             up_axis=block.get("up_axis"),
         )
         # motion_joints gives Y-up positions, so x is horizontal: a left-right mirror.
-        return {"type": "motion", "motion": mirror_joints(joints, axis=0), "fps": fps, "format": "joints", "up_axis": "y"}
+        mirrored = mirror_joints(joints, axis=0)
+        return {"type": "motion", "motion": mirrored, "fps": fps, "format": "joints", "up_axis": "y"}

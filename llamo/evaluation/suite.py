@@ -128,7 +128,10 @@ def asked_segments(data) -> dict[str, tuple[str, int]]:
         first, relation = question.get("filter_answer_0"), question["relation_type"]
         if first is None:
             continue
-        index = (first + question["filter_answer_1"]) // 2 if relation == "in_between" else first + _ASKED_OFFSET[relation]
+        if relation == "in_between":  # the segment between the two filtered ones
+            index = (first + question["filter_answer_1"]) // 2
+        else:
+            index = first + _ASKED_OFFSET[relation]
         clip = segments[question["babel_id"]]
         asked[question_id] = (clip[index]["action"], len(clip))
     return asked
@@ -152,7 +155,8 @@ def accuracy_by_asked_action(output: str, data) -> str:
                  "|---|" + "---|" * len(kinds)]
         for key in sorted(table):
             hits = [table[key].get(kind, []) for kind in kinds]
-            lines.append(f"| {key} | " + " | ".join(f"{sum(h) / len(h):.2f} ({len(h)})" if h else "-" for h in hits) + " |")
+            cells = (f"{sum(h) / len(h):.2f} ({len(h)})" if h else "-" for h in hits)
+            lines.append(f"| {key} | " + " | ".join(cells) + " |")
         return lines
 
     return "\n".join(rows(by_action, "action asked about") + [""] + rows(by_length, "actions in the clip"))
@@ -161,8 +165,8 @@ def accuracy_by_asked_action(output: str, data) -> str:
 def error_breakdown(output: str, data=None) -> str:
     """Where an `evaluate_split` run goes wrong, as markdown: how often each count was said against how often it
     was true, counting OBO per question (i.e. per action), and whether the wrong body-part answers name the right
-    limb on the wrong side; given the suite folder `data`, also the accuracy by the action asked about
-    (`accuracy_by_asked_action`)."""
+    limb on the wrong side; given the suite folder `data`, also the accuracy by the action asked about and by the
+    number of actions in the clip (`accuracy_by_asked_action`)."""
     counts = _scored_items(output, "counting")
     said_values = {row["extracted"] for row in counts if row["extracted"] is not None}
     values = sorted({row["answer"] for row in counts} | said_values)
