@@ -5,8 +5,9 @@
     python examples/ablate_demo.py --retrain --steps 1200        # each variant trained from scratch (hours on CPU)
 
 Variants (`VARIANTS`): the full model (text-guided selection of K=16 key frames, Motion Feature Enhancer on,
-motion input), uniform key frames instead of text-guided ones, the enhancer off, K in {4, 8, 32}, video
-only / video + motion, and (`--retrain` only) text-guided selection trained with Gumbel exploration.
+motion input), uniform key frames instead of text-guided ones, half of them evenly spaced and half text-guided
+(`num_coverage_frames`), the enhancer off, K in {4, 8, 32}, video only / video + motion, and (`--retrain` only)
+text-guided selection trained with Gumbel exploration.
 
 Two ways to measure, and they answer different questions:
 - *evaluation-time* (default): one trained checkpoint, each variant's switch flipped when the model is loaded.
@@ -26,6 +27,8 @@ import json
 import os
 from dataclasses import dataclass, field
 
+from modeling_llamo import LlamoConfig
+
 from llamo import demo, inference
 from llamo.data.motion_qa import suite_has_videos
 from llamo.evaluation.harness import LlamoPredictor
@@ -38,7 +41,7 @@ class Variant:
 
     name: str
     description: str
-    config: dict = field(default_factory=dict)
+    config: dict = field(default_factory=dict)  # LlamoConfig keys, plus `coverage_share` (see `config_overrides`)
     modality: str = "motion"
     retrain_only: bool = False  # the switch acts during training only: flipped on a trained model it changes nothing
 
@@ -48,6 +51,7 @@ VARIANTS = {
     for variant in (
         Variant("full", "text-guided key frames, K=16, enhancer on, motion"),
         Variant("uniform", "uniform key frames instead of text-guided (E5-E6 off)", {"frame_selection": "uniform"}),
+        Variant("coverage", "half the key frames evenly spaced, half text-guided", {"coverage_share": 0.5}),
         Variant("no_enhancer", "Motion Feature Enhancer off (E3-E4)", {"use_enhancer": False}),
         Variant("k4", "K = 4 key frames", {"num_key_frames": 4}),
         Variant("k8", "K = 8 key frames", {"num_key_frames": 8}),
@@ -60,11 +64,31 @@ VARIANTS = {
 }
 
 
+def config_overrides(variant: Variant, trained: LlamoConfig) -> dict:
+    """The variant's `LlamoConfig` overrides for a model of config `trained`. Its `coverage_share` (the share of
+    the K key frames that are evenly spaced, `num_coverage_frames / num_key_frames`; by default the trained
+    model's own) becomes `num_coverage_frames` at the variant's K, so e.g. `k4` keeps a model's share of
+    coverage frames."""
+    overrides = dict(variant.config)
+    num_key_frames = overrides.get("num_key_frames", trained.num_key_frames)
+    share = overrides.pop("coverage_share", trained.num_coverage_frames / trained.num_key_frames)
+    coverage = round(share * num_key_frames)
+    if coverage != trained.num_coverage_frames:
+        overrides["num_coverage_frames"] = coverage
+    return overrides
+
+
 def load_variant(checkpoint: str, variant: Variant, batch_size: int) -> LlamoPredictor:
     """The checkpoint with the variant's switches flipped (evaluation-time ablation; weights of a module a variant
     switches off are left unused)."""
-    model, processor = inference.load(checkpoint, **variant.config)
+    overrides = config_overrides(variant, LlamoConfig.from_pretrained(checkpoint))
+    model, processor = inference.load(checkpoint, **overrides)
     return LlamoPredictor(model, processor, max_new_tokens=8, batch_size=batch_size, name=f"{checkpoint}:{variant.name}")
+
+
+def retrain_overrides(variant: Variant) -> dict:
+    """The variant's `LlamoConfig` overrides of the demo recipe (`train_demo.py --config`)."""
+    return config_overrides(variant, LlamoConfig(num_key_frames=demo.DEMO_BUILD["num_key_frames"]))
 
 
 def check_trained_variant(recipe_path: str, variant: Variant, steps: int, seed: int) -> None:
@@ -82,7 +106,7 @@ def check_trained_variant(recipe_path: str, variant: Variant, steps: int, seed: 
         del overrides["frame_selection"]
     found = {"steps": recipe.get("steps"), "seed": recipe.get("seed"), "modality": recipe.get("modality", "motion"),
              "config": overrides}
-    wanted = {"steps": steps, "seed": seed, "modality": variant.modality, "config": variant.config}
+    wanted = {"steps": steps, "seed": seed, "modality": variant.modality, "config": retrain_overrides(variant)}
     if found != wanted:
         different = ", ".join(f"{k}={found[k]!r} (asked: {wanted[k]!r})" for k in wanted if found[k] != wanted[k])
         raise SystemExit(f"{folder} holds another run of {variant.name!r}: {different}; use another --output or "
@@ -100,7 +124,7 @@ def train_variant(variant: Variant, output: str, steps: int, seed: int, data: st
     else:
         argv = ["--steps", str(steps), "--seed", str(seed), "--data", data, "--output", weights_dir,
                 "--modality", variant.modality]
-        for key, value in variant.config.items():
+        for key, value in retrain_overrides(variant).items():
             argv += ["--config", f"{key}={json.dumps(value)}"]
         train_demo.main(argv)
     return demo.materialize_demo(cache_dir=os.path.join(output, "checkpoint"),

@@ -117,7 +117,8 @@ def main(argv=None):
     parser.add_argument("--init-from", help="continue from shipped demo weights in this folder (its recipe's "
                         "motion statistics are kept)")
     args = parser.parse_args(argv)
-    overrides = {"frame_selection": args.frame_selection, **parse_overrides(args.config)}
+    changed_switches = parse_overrides(args.config)
+    overrides = {"frame_selection": args.frame_selection, **changed_switches}
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
 
@@ -130,17 +131,19 @@ def main(argv=None):
                          "examples/make_motion_qa.py.")
 
     previous = None
-    if args.init_from and (args.config or args.frame_selection != "text_guided"):
-        raise SystemExit("--init-from continues a trained model with its own config; --config/--frame-selection "
-                         "apply only to a fresh training.")
+    if args.init_from and (set(changed_switches) - set(demo.CONTINUABLE_SWITCHES)
+                           or args.frame_selection != "text_guided"):
+        raise SystemExit("--init-from continues a trained model with its own config; with it --config may set only "
+                         f"{', '.join(demo.CONTINUABLE_SWITCHES)} (they change no weights); --frame-selection and "
+                         "the other switches apply only to a fresh training.")
     if args.init_from:
         with open(os.path.join(args.init_from, "recipe.json")) as f:
             previous = json.load(f)
+        overrides = {**demo.recipe_config_overrides(previous), **changed_switches}
         model, processor, _ = demo.build_untrained(
             motion_mean=previous["motion_mean"], motion_std=previous["motion_std"], seed=previous.get("build_seed", 0),
-            **demo.recipe_config_overrides(previous),
+            **overrides,
         )
-        overrides = demo.recipe_config_overrides(previous)
         peft_model = demo.wrap_for_training(model)
         demo.load_shipped_state(peft_model, processor, os.path.join(args.init_from, "llamo-demo.safetensors"))
     else:

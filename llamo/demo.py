@@ -80,6 +80,10 @@ def build_untrained(output_dir=None, motion_mean=None, motion_std=None, seed=0, 
     return build_llamo_from_parts(output_dir=output_dir, seed=seed, **kwargs)
 
 
+#: `LlamoConfig` switches that change how key frames are picked but no weight: a continued run may set them anew.
+CONTINUABLE_SWITCHES = ("num_coverage_frames", "key_frame_exploration")
+
+
 def recipe_config_overrides(recipe: dict) -> dict:
     """The `LlamoConfig` overrides a recipe was trained with (the ablation's variants; recipes written before
     `config_overrides` existed record only `frame_selection`)."""

@@ -58,6 +58,12 @@ class LlamoConfig(PreTrainedConfig):
             straight-through gradient reaches only the frames picked, so with 0 (the paper's plain top-K) a frame
             that ranks low never gets the gradient that could raise it. Evaluation and generation always take the
             top-K.
+        num_coverage_frames (`int`, defaults to 0):
+            C of the K key frames are evenly spaced over the clip whatever the question; the other K - C are the
+            top scores among the rest (E6). Ours, not the paper's (0, its plain top-K): the question's scores favour
+            the stretch its words name, so a question about what comes *after* that stretch, or about a quiet one
+            (a turn, a walk), can end up with no key frame on the moments it asks about. `"uniform"` selection is
+            C = K.
         use_enhancer (`bool`, defaults to `True`):
             Whether the Motion Feature Enhancer (E3-E4) runs; without it video is not fused into motion.
         use_adaptive_context (`bool`, defaults to `True`):
@@ -112,6 +118,7 @@ class LlamoConfig(PreTrainedConfig):
     estimator_loss_weight: float = 1.0
     frame_selection: str = "text_guided"
     key_frame_exploration: float = 0.0
+    num_coverage_frames: int = 0
     use_enhancer: bool = True
     use_adaptive_context: bool = True
     use_bidirectional_fusion: bool = True
@@ -154,6 +161,11 @@ class LlamoConfig(PreTrainedConfig):
         )
         require(self.estimator_loss_weight >= 0, "`estimator_loss_weight` must be >= 0.")
         require(self.key_frame_exploration >= 0, "`key_frame_exploration` must be >= 0.")
+        require(
+            0 <= self.num_coverage_frames <= self.num_key_frames,
+            f"`num_coverage_frames` must be in [0, num_key_frames = {self.num_key_frames}], got "
+            f"{self.num_coverage_frames}.",
+        )
         require(self.max_timestamp > 0 and self.motion_fps > 0, "`max_timestamp` and `motion_fps` must be > 0.")
         # Text-guided selection scores frames against the instruction; the bidirectional fusion and the text
         # gate read the same instruction features. Both need a language model that exposes input embeddings,

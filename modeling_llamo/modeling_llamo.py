@@ -380,10 +380,14 @@ class LlamoCrossTalker(nn.Module):
 
     def select_key_frames(self, scores, frame_mask, has_text):
         """E6: top-K valid frames by score, in time order (while training, perturbed by `key_frame_exploration`).
+        With `num_coverage_frames` C > 0, C of them are evenly spaced and the top K - C come from the other frames.
         Fewer than K valid frames: all, repeated in order."""
         num_clips, num_frames = scores.shape
         uniform = uniform_frame_indices(frame_mask, self.num_key_frames)
         if self.config.frame_selection == "uniform" or num_frames < self.num_key_frames:
+            return uniform
+        num_coverage = self.config.num_coverage_frames
+        if num_coverage >= self.num_key_frames:
             return uniform
         ranking = scores
         if self.training and self.config.key_frame_exploration > 0:
@@ -394,7 +398,14 @@ class LlamoCrossTalker(nn.Module):
             log_scores = scores.clamp_min(torch.finfo(scores.dtype).tiny).log()
             ranking = log_scores + self.config.key_frame_exploration * gumbel
         masked = ranking.masked_fill(~frame_mask.bool(), float("-inf"))
-        top = masked.topk(self.num_key_frames, dim=-1).indices.sort(dim=-1).values
+        if num_coverage > 0:
+            # Evenly spaced frames are distinct once a clip has >= K valid frames (the only clips that use `top`).
+            coverage = uniform_frame_indices(frame_mask, num_coverage)
+            masked = masked.scatter(1, coverage, float("-inf"))
+            top = torch.cat([coverage, masked.topk(self.num_key_frames - num_coverage, dim=-1).indices], dim=-1)
+        else:
+            top = masked.topk(self.num_key_frames, dim=-1).indices
+        top = top.sort(dim=-1).values
         use_top = (frame_mask.bool().sum(-1) >= self.num_key_frames) & has_text
         return torch.where(use_top[:, None], top, uniform)
 

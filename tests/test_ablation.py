@@ -57,10 +57,23 @@ def test_variants_flip_the_switches_they_name(suite_and_checkpoint):
     assert ((inputs["input_ids"] == k8.processor.motion_token_id).sum(-1) == 8).all()
     with torch.no_grad():
         k8.model(**inputs)
+    coverage = ablate.load_variant(checkpoint, ablate.VARIANTS["coverage"], batch_size=2)
+    assert coverage.model.config.num_coverage_frames == 2 and k8.model.config.num_coverage_frames == 0
     uniform = ablate.load_variant(checkpoint, ablate.VARIANTS["uniform"], batch_size=2)
     assert uniform.model.config.frame_selection == "uniform"
     # The trained weights are the checkpoint's in every variant (only the switches differ).
     torch.testing.assert_close(uniform.model.model.cross_talker.w_q.weight, full.model.model.cross_talker.w_q.weight)
+
+
+def test_variant_overrides_keep_the_trained_share_of_coverage_frames():
+    from modeling_llamo import LlamoConfig
+
+    ablate = load_example("ablate_demo")
+    trained = LlamoConfig(num_key_frames=16, num_coverage_frames=8)
+    assert ablate.config_overrides(ablate.VARIANTS["k4"], trained) == {"num_key_frames": 4, "num_coverage_frames": 2}
+    assert ablate.config_overrides(ablate.VARIANTS["full"], trained) == {}
+    assert ablate.config_overrides(ablate.VARIANTS["k8"], LlamoConfig(num_key_frames=16)) == {"num_key_frames": 8}
+    assert ablate.retrain_overrides(ablate.VARIANTS["coverage"]) == {"num_coverage_frames": 8}
 
 
 def test_ablation_script_writes_one_row_per_variant_and_resumes(suite_and_checkpoint, tmp_path):

@@ -55,7 +55,7 @@ def test_train_demo_continues_the_shipped_weights_and_records_its_suite(tmp_path
     suite, output = tmp_path / "suite", tmp_path / "weights"
     train_demo.main(["--init-from", demo.DEMO_WEIGHTS_DIR, "--data", str(suite), "--num-sequences", "12",
                      "--suite-seed", "7", "--seed", "3", "--steps", "2", "--batch-size", "2", "--warmup", "1",
-                     "--mirror", "1", "--output", str(output)])
+                     "--mirror", "1", "--config", "num_coverage_frames=8", "--output", str(output)])
     with open(suite / "metadata.json") as f:
         assert json.load(f)["summary"]["seed"] == 7
     with open(output / "recipe.json") as f:
@@ -66,11 +66,15 @@ def test_train_demo_continues_the_shipped_weights_and_records_its_suite(tmp_path
     assert recipe["steps"] == 2 and recipe["total_steps"] == shipped.get("total_steps", shipped["steps"]) + 2
     assert recipe["count_answers"] == shipped.get("count_answers", "digits")  # a continuation keeps the spelling
     assert recipe["mirror"] == {"probability": 1.0, "mirrored": 4, "eligible": 4}  # 2 steps of 2 motion questions
+    # a selection switch may change in a continued run (it changes no weight); the recipe keeps it for loading
+    assert recipe["config_overrides"]["num_coverage_frames"] == 8
     assert all(0 < loss < 10 for loss in recipe["loss_curve_every_20"])
     before, after = load_file(demo.DEMO_WEIGHTS), load_file(output / "llamo-demo.safetensors")
     assert before.keys() == after.keys()
     assert any(not torch.equal(before[name], after[name]) for name in before if "lora_" in name)
-    model, processor, _ = demo.build_untrained(motion_mean=recipe["motion_mean"], motion_std=recipe["motion_std"])
+    model, processor, _ = demo.build_untrained(motion_mean=recipe["motion_mean"], motion_std=recipe["motion_std"],
+                                               **demo.recipe_config_overrides(recipe))
+    assert model.config.num_coverage_frames == 8
     demo.load_shipped_state(demo.wrap_for_training(model), processor, output / "llamo-demo.safetensors")
 
 

@@ -201,6 +201,41 @@ def test_key_frame_exploration_keeps_k_distinct_valid_frames_in_time_order():
     assert len({tuple(model(input_ids=ids, **media).key_frame_indices[0].tolist()) for _ in range(3)}) == 1
 
 
+@pytest.mark.parametrize("training", [False, True])
+def test_coverage_frames_are_evenly_spaced_and_the_rest_follow_the_scores(training):
+    """`num_coverage_frames` C: the C evenly spaced frames are always among the K, the other K - C are the top
+    scores among the rest (in training too, where exploration is on), all distinct and in time order."""
+    from modeling_llamo.modeling_llamo import LlamoCrossTalker, uniform_frame_indices
+
+    torch.manual_seed(0)
+    talker = LlamoCrossTalker(tiny_config(num_key_frames=4, num_coverage_frames=2, key_frame_exploration=0.5))
+    talker.train(training)
+    frame_mask = torch.ones(2, 20, dtype=torch.long)
+    frame_mask[1, 12:] = 0
+    scores = torch.zeros(2, 20)
+    scores[:, 1:3] = torch.tensor([0.5, 0.4])  # the question's favourites: two neighbouring early frames
+    has_text = torch.ones(2, dtype=torch.bool)
+    coverage = uniform_frame_indices(frame_mask, 2).tolist()
+    assert coverage == [[5, 15], [3, 9]]
+    for _ in range(5 if training else 1):
+        picked = talker.select_key_frames(scores, frame_mask, has_text).tolist()
+        for row, frames in enumerate(picked):
+            assert frames == sorted(set(frames)) and len(frames) == 4 and max(frames) < frame_mask[row].sum()
+            assert set(coverage[row]) <= set(frames)
+            if not training:  # plain top-K of the rest: the two favourites
+                assert set(frames) == set(coverage[row]) | {1, 2}
+    talker.config.num_coverage_frames = 0  # the paper's top-K: the favourites and the next-best (ties: lowest)
+    assert {1, 2} <= set(talker.eval().select_key_frames(scores, frame_mask, has_text)[0].tolist())
+    talker.config.num_coverage_frames = 4  # C = K is uniform selection
+    assert talker.select_key_frames(scores, frame_mask, has_text).tolist() == \
+        uniform_frame_indices(frame_mask, 4).tolist()
+
+
+def test_coverage_frames_cannot_outnumber_the_key_frames():
+    with pytest.raises(ValueError, match="num_coverage_frames"):
+        tiny_config(num_key_frames=4, num_coverage_frames=5)
+
+
 def test_text_guided_selection_follows_the_question(model):
     """Different instructions choose different frames from the same motion (the point of E5-E6)."""
     media = clip_inputs(frames=40, seed=3)
