@@ -10,7 +10,8 @@ closed vocabulary) and counting OBZ / OBO / MAE / RMSE (Mo-RepCount protocol), t
 (`llamo.evaluation`): batched, cached per item (an interrupted run resumes) with report.json / report.md / plots
 per split and task. Items are a seeded sample of each split, the same for every model (`llamo.evaluation.suite`).
 summary.md also says how often each count was answered against how often it was true, and how many wrong body
-parts name the right limb on the wrong side; `--against` pairs choice accuracy and counting OBO question by question.
+parts name the right limb on the wrong side; `--against` pairs choice accuracy and counting OBO question by question;
+`--key-frames` adds where the question's key frames fall (on the segment it asks about or the one it names).
 """
 
 import argparse
@@ -23,6 +24,7 @@ from llamo.evaluation.suite import (
     PAIRED_MEASURES,
     error_breakdown,
     evaluate_split,
+    key_frame_placement,
     paired_table,
     table_header,
     table_row,
@@ -44,6 +46,8 @@ def main(argv=None):
     parser.add_argument("--against", help="an earlier run's --output folder (another checkpoint or input): also "
                         "write this model's choice accuracy (overall and per query type) and counting OBO minus "
                         "that one's on the questions both answered, with the paired standard error")
+    parser.add_argument("--key-frames", action="store_true", help="also write where the question's key frames "
+                        "fall: on the segment it asks about, on the one it names (one more forward pass per batch)")
     args = parser.parse_args(argv)
     for split in args.splits if args.against else []:  # before the evaluation, not after it
         for task in ("babel_qa", "counting"):
@@ -70,6 +74,9 @@ def main(argv=None):
     for split in args.splits:
         table += f"\n\n{split}, counts said and true, and the body-part errors:\n\n" + error_breakdown(
             os.path.join(args.output, split), args.data)
+    for split in args.splits if args.key_frames else []:
+        table += f"\n\n{split}, where the key frames fall:\n\n" + key_frame_placement(
+            predictor, args.data, split, limit=args.limit, seed=args.seed, modality=args.modality)
     with open(os.path.join(args.output, "summary.md"), "w") as f:
         f.write(f"Model: {model_path}\nInput: {args.modality}\n\n{table}\n")
     print(table)

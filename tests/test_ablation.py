@@ -142,6 +142,30 @@ def test_asked_segments_name_the_segment_each_question_is_about(suite_and_checkp
     assert checked == {"no_relation", "before", "after", "in_between"}
 
 
+def test_key_frame_placement_reads_where_the_key_frames_fall(suite_and_checkpoint):
+    """Evenly spaced key frames put on each segment about its share of the clip, the table's last column; the
+    question-named segment is the asked one when there is no relation."""
+    import numpy as np
+
+    from llamo import inference
+    from llamo.evaluation.harness import LlamoPredictor
+    from llamo.evaluation.suite import key_frame_placement
+
+    data, checkpoint = suite_and_checkpoint
+    model, processor = inference.load(checkpoint, frame_selection="uniform", num_key_frames=32)
+    predictor = LlamoPredictor(model, processor, max_new_tokens=4, batch_size=5)
+    table = key_frame_placement(predictor, data, "train", limit=40)
+    rows = {line.split(" | ")[0][2:]: [float(cell) for cell in line.strip("| ").split(" | ")[1:]]
+            for line in table.splitlines()[2:]}
+    assert {"no relation", "before", "after"} <= set(rows)
+    assert sum(row[0] for row in rows.values()) == 40 - sum(  # every choice question filters on a segment here
+        item.id not in asked_segments(data) for item in sample_items(data, "train", 40)[0])
+    for relation, (n, on_asked, none_there, on_named, clip_share) in rows.items():
+        assert abs(on_asked - clip_share) < 0.06, (relation, on_asked, clip_share)
+        assert none_there == 0  # 32 evenly spaced frames reach every segment
+    assert np.isclose(rows["no relation"][1], rows["no relation"][3])
+
+
 def test_retrain_reuses_only_the_finished_run_of_the_same_variant(tmp_path):
     """`--retrain` skips training when a variant's folder already holds weights; those must be that variant's
     finished run, or its row would report another model."""

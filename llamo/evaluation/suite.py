@@ -114,27 +114,39 @@ def paired_table(reference_label: str, reference_output: str, others: dict[str, 
 _ASKED_OFFSET = {"no_relation": 0, "before": -1, "after": 1}
 
 
-def asked_segments(data) -> dict[str, tuple[str, int]]:
-    """Question id -> (the action of the segment whose attribute the question asks for, the number of actions in
-    its clip), from a motion-QA suite folder (`questions.json` and `motion_concepts.json`). The segment asked about
-    is the filtered one itself, the one before or after it, or the one in between two (`filter_answer_0` and
-    `filter_answer_1`)."""
-    with open(os.path.join(data, "questions.json"), encoding="utf-8") as handle:
-        questions = json.load(handle)
-    with open(os.path.join(data, "motion_concepts.json"), encoding="utf-8") as handle:
-        segments = json.load(handle)
-    asked = {}
+def _load_suite_json(data, name):
+    with open(os.path.join(data, name), encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def question_segments(data) -> dict[str, dict]:
+    """Question id -> `{"segments": its clip's segments (motion_concepts.json), "asked": the index of the segment
+    whose attribute the question asks for, "named": the indices of the segments its filter names, "relation":
+    no_relation / before / after / in_between}`, for the
+    questions of a motion-QA suite folder that filter on a segment. The asked segment is the named one itself,
+    the one before or after it, or the one in between two (`filter_answer_0` and `filter_answer_1`)."""
+    questions = _load_suite_json(data, "questions.json")
+    segments = _load_suite_json(data, "motion_concepts.json")
+    found = {}
     for question_id, question in questions.items():
         first, relation = question.get("filter_answer_0"), question["relation_type"]
         if first is None:
             continue
         if relation == "in_between":  # the segment between the two filtered ones
-            index = (first + question["filter_answer_1"]) // 2
+            named = [first, question["filter_answer_1"]]
+            asked = sum(named) // 2
         else:
-            index = first + _ASKED_OFFSET[relation]
-        clip = segments[question["babel_id"]]
-        asked[question_id] = (clip[index]["action"], len(clip))
-    return asked
+            named, asked = [first], first + _ASKED_OFFSET[relation]
+        found[question_id] = {"segments": segments[question["babel_id"]], "asked": asked, "named": named,
+                              "relation": relation}
+    return found
+
+
+def asked_segments(data) -> dict[str, tuple[str, int]]:
+    """Question id -> (the action of the segment whose attribute the question asks for, the number of actions in
+    its clip), from a motion-QA suite folder (`question_segments`)."""
+    return {question_id: (found["segments"][found["asked"]]["action"], len(found["segments"]))
+            for question_id, found in question_segments(data).items()}
 
 
 def accuracy_by_asked_action(output: str, data) -> str:
@@ -193,6 +205,48 @@ def error_breakdown(output: str, data=None) -> str:
     return "\n".join(lines)
 
 
+def key_frame_placement(predictor, data, split: str, limit: int = 300, seed: int = 0, modality: str = "motion") -> str:
+    """Markdown: where the Cross Talker's key frames (E6) fall for `split`'s first `limit` choice questions (the
+    items `evaluate_split` scores), per relation: the share of the K key frames on the segment the question asks
+    about, how many questions get none there, the share on the segment(s) the question names, and the asked
+    segment's share of the clip's length (what evenly spaced frames would put on it). A question about what
+    comes *after* the squats names the squats and asks about the next action. One forward pass per batch (the
+    prefill), no generation."""
+    import numpy as np
+    import torch
+
+    fps = float(_load_suite_json(data, "metadata.json")["fps"])
+    found = question_segments(data)
+    items = [item for item in sample_items(data, split, limit, seed, modality)[0] if item.id in found]
+    by_relation: dict[str, list[tuple[float, float, float]]] = {}
+    for start in range(0, len(items), predictor.batch_size):
+        batch = items[start:start + predictor.batch_size]
+        inputs = predictor._inputs(batch)
+        with torch.inference_mode():
+            key_indices = predictor.model(**inputs).key_frame_indices.cpu()
+        times = inputs["frame_timestamps"].cpu()
+        for clip, item in enumerate(batch):  # one clip per question
+            question = found[item.id]
+            frames = times[clip, key_indices[clip]].numpy() * fps  # key frames in the suite's frame numbers
+
+            def share(index, segments=question["segments"]):
+                return float(np.mean((frames >= segments[index]["start_f"]) & (frames < segments[index]["end_f"])))
+
+            asked = question["segments"][question["asked"]]
+            clip_length = question["segments"][-1]["end_f"] - question["segments"][0]["start_f"]
+            by_relation.setdefault(question["relation"], []).append((
+                share(question["asked"]), sum(share(index) for index in question["named"]),
+                (asked["end_f"] - asked["start_f"]) / clip_length))
+    lines = ["| relation | questions | key frames on the asked segment | questions with none there | key frames on "
+             "the named segment(s) | asked segment's share of the clip |", "|---|---|---|---|---|---|"]
+    for relation in ("no_relation", "before", "after", "in_between"):
+        rows = np.array(by_relation.get(relation, []), dtype=float).reshape(-1, 3)
+        if len(rows):
+            lines.append(f"| {relation.replace('_', ' ')} | {len(rows)} | {rows[:, 0].mean():.2f} | "
+                         f"{(rows[:, 0] == 0).mean():.2f} | {rows[:, 1].mean():.2f} | {rows[:, 2].mean():.2f} |")
+    return "\n".join(lines)
+
+
 def table_header(first_column: str = "split") -> str:
     columns = (first_column, *TABLE_COLUMNS)
     return "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns)
@@ -214,4 +268,5 @@ def table_row(label: str, result: dict) -> str:
 
 
 __all__ = ["CHOICE_TYPES", "MODALITIES", "PAIRED_MEASURES", "choice_correctness", "count_within_one",
-           "error_breakdown", "evaluate_split", "paired_table", "sample_items", "table_header", "table_row"]
+           "error_breakdown", "evaluate_split", "key_frame_placement", "paired_table",
+           "question_segments", "sample_items", "table_header", "table_row"]
