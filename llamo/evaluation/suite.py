@@ -218,12 +218,14 @@ def key_frame_placement(predictor, data, split: str, limit: int = 300, seed: int
     fps = float(_load_suite_json(data, "metadata.json")["fps"])
     found = question_segments(data)
     items = [item for item in sample_items(data, split, limit, seed, modality)[0] if item.id in found]
+    from tqdm.auto import tqdm
+
     by_relation: dict[str, list[tuple[float, float, float]]] = {}
-    for start in range(0, len(items), predictor.batch_size):
+    for start in tqdm(range(0, len(items), predictor.batch_size), desc=f"{split}: key frames", unit="batch"):
         batch = items[start:start + predictor.batch_size]
         inputs = predictor._inputs(batch)
-        with torch.inference_mode():
-            key_indices = predictor.model(**inputs).key_frame_indices.cpu()
+        with torch.inference_mode():  # the selection is all it reads: one position's logits, not the prompt's
+            key_indices = predictor.model(**inputs, logits_to_keep=1).key_frame_indices.cpu()
         times = inputs["frame_timestamps"].cpu()
         for clip, item in enumerate(batch):  # one clip per question
             question = found[item.id]
