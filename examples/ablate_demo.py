@@ -49,7 +49,7 @@ class Variant:
 VARIANTS = {
     variant.name: variant
     for variant in (
-        Variant("full", "text-guided key frames, K=16, enhancer on, motion"),
+        Variant("full", "the checkpoint as trained (its key-frame selection and K, enhancer on), motion"),
         Variant("uniform", "uniform key frames instead of text-guided (E5-E6 off)", {"frame_selection": "uniform"}),
         Variant("coverage", "half the key frames evenly spaced, half text-guided", {"coverage_share": 0.5}),
         Variant("top_k", "the paper's plain top-K (no evenly spaced key frames)", {"coverage_share": 0.0}),
