@@ -92,7 +92,7 @@ def _show(args, question, result, log):
     joints, fps = _motion_joints(args)
     os.makedirs(os.path.dirname(os.path.abspath(args.show)), exist_ok=True)
     path = plot_key_frames(np.asarray(joints), result.frame_scores[0], result.key_frame_indices[0], args.show,
-                           fps=fps, title=f"Q: {question}")
+                           fps=fps, title=f"Q: {question}", coverage_frame_indices=result.coverage_frame_indices[0])
     log(f"key frames at {_key_frame_times(result)} -> {path}")
 
 

@@ -12,10 +12,12 @@ DEFAULT_UNTRAINED = os.path.join(CACHE_ROOT, "untrained-smollm2")
 
 @dataclass
 class Answer:
-    """The generated text and, per clip, the key frames the Cross Talker chose (E6) and every frame's score."""
+    """The generated text and, per clip, the key frames the Cross Talker chose (E6), which of them are the evenly
+    spaced ones whatever the question (`num_coverage_frames`), and every frame's score."""
 
     text: str
     key_frame_indices: list = field(default_factory=list)
+    coverage_frame_indices: list = field(default_factory=list)  # per clip: those of the key frames evenly spaced
     frame_scores: list = field(default_factory=list)
     frame_timestamps: list = field(default_factory=list)
 
@@ -76,6 +78,19 @@ def user_message(question: str, motion=None, video=None) -> dict:
     return {"role": "user", "content": content}
 
 
+def coverage_frames(config, num_valid_frames: int) -> list:
+    """The key frames a clip of `num_valid_frames` gets evenly spaced whatever the question (the Cross Talker's
+    `num_coverage_frames`; all K under uniform selection), as indices on the model's timeline."""
+    from modeling_llamo.modeling_llamo import uniform_frame_indices
+
+    if num_valid_frames < config.num_key_frames:  # too short to select from: every frame is kept
+        return list(range(num_valid_frames))
+    count = config.num_key_frames if config.frame_selection == "uniform" else config.num_coverage_frames
+    if count == 0:
+        return []
+    return uniform_frame_indices(torch.ones(1, num_valid_frames, dtype=torch.bool), count)[0].tolist()
+
+
 def answer(model, processor, messages, streamer=None, max_new_tokens: int = 64, processor_kwargs=None, **generate_kwargs) -> Answer:
     """Generates the assistant's reply to `messages` (greedy unless told otherwise)."""
     inputs = processor.apply_chat_template(
@@ -97,6 +112,7 @@ def answer(model, processor, messages, streamer=None, max_new_tokens: int = 64, 
         for clip in range(recorder.indices.shape[0]):
             valid = int(mask[clip].sum()) if mask is not None else recorder.scores.shape[1]
             result.key_frame_indices.append(recorder.indices[clip].tolist())
+            result.coverage_frame_indices.append(coverage_frames(model.config, valid))
             result.frame_scores.append(recorder.scores[clip, :valid].tolist())
             if times is not None:
                 result.frame_timestamps.append(times[clip, :valid].tolist())

@@ -799,6 +799,7 @@ def test_plot_key_frames(tmp_path):
     scores = np.linspace(0, 1, 30)  # on a coarser timeline than the 75 joint frames: mapped proportionally
     path = plot_key_frames(joints, scores, [20, 24, 27, 29], tmp_path / "kf.png", fps=30, title="wave")
     assert Path(path).read_bytes()[:4] == b"\x89PNG"
+    plot_key_frames(joints, scores, [3, 24, 27, 29], tmp_path / "kf2.png", coverage_frame_indices=[3])
     plot_key_frames(
         str(BABEL_MINI / "motion_sequences" / "1833" / "joints.npy"),
         None,

@@ -231,6 +231,22 @@ def test_coverage_frames_are_evenly_spaced_and_the_rest_follow_the_scores(traini
         uniform_frame_indices(frame_mask, 4).tolist()
 
 
+def test_answers_name_the_evenly_spaced_key_frames_among_the_selected_ones():
+    """`llamo.inference.coverage_frames` (what `chat --show` draws in grey) are key frames the model did select."""
+    from llamo.inference import coverage_frames
+
+    torch.manual_seed(0)
+    model = LlamoForConditionalGeneration(tiny_config(num_coverage_frames=2)).eval()
+    media = clip_inputs(frames=20, seed=2)
+    selected = model(input_ids=torch.tensor([make_prompt()]), **media).key_frame_indices[0].tolist()
+    evenly_spaced = coverage_frames(model.config, 20)
+    assert len(evenly_spaced) == 2 and set(evenly_spaced) <= set(selected)
+    assert coverage_frames(tiny_config(), 20) == [] and coverage_frames(model.config, 3) == [0, 1, 2]
+    assert coverage_frames(tiny_config(frame_selection="uniform"), 20) == \
+        LlamoForConditionalGeneration(tiny_config(frame_selection="uniform")).eval()(
+            input_ids=torch.tensor([make_prompt()]), **media).key_frame_indices[0].tolist()
+
+
 def test_coverage_frames_cannot_outnumber_the_key_frames():
     with pytest.raises(ValueError, match="num_coverage_frames"):
         tiny_config(num_key_frames=4, num_coverage_frames=5)

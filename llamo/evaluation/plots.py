@@ -180,6 +180,7 @@ def plot_key_frames(
     fps: float = 30.0,
     title: str | None = None,
     max_poses: int = 8,
+    coverage_frame_indices=None,
 ) -> str:
     """Picture of one motion with its selected key frames.
 
@@ -190,6 +191,8 @@ def plot_key_frames(
             `frame_scores` may be None (only the key frames are drawn).
         path: output PNG. fps: frame rate of the joints, for the time axis. max_poses: at most this many
             stick figures in the strip (evenly chosen among the key frames).
+        coverage_frame_indices: those of the key frames that are evenly spaced whatever the question
+            (`num_coverage_frames`), drawn in grey so the question's own picks stand out.
     """
     plt = _pyplot()
     joints = _load_joints(joints_or_motion)
@@ -199,6 +202,8 @@ def plot_key_frames(
     timeline = len(scores) if scores is not None and len(scores) else num_frames
     scale = (num_frames - 1) / max(timeline - 1, 1) if timeline != num_frames else 1.0
     key_frames = np.clip(np.round(keys * scale).astype(int), 0, num_frames - 1)
+    evenly_spaced = np.isin(keys, np.asarray(coverage_frame_indices if coverage_frame_indices is not None else []))
+    key_colors = np.where(evenly_spaced, "#999999", "#55A868")
     times = np.arange(num_frames) / fps
 
     up = _up_axis(joints)
@@ -258,25 +263,23 @@ def plot_key_frames(
     ax2 = ax.twinx()
     ax2.plot(times, height, color="#DD8452", lw=1.2, label="root height")
     ax2.set_ylabel("root height")
-    for f in key_frames:
-        ax.axvline(f / fps, color="#55A868", lw=1, alpha=0.8)
+    for f, color in zip(key_frames, key_colors):
+        ax.axvline(f / fps, color=color, lw=1, alpha=0.8)
     ax.set_xlim(0, max(times[-1], 1e-6))
     lines = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
     ax.legend(lines, [ln.get_label() for ln in lines], loc="upper right", fontsize=8)
-    ax.set_title("motion over time (green lines: key frames)")
+    ax.set_title("motion over time (green lines: key frames the question picked" +
+                 ("; grey: evenly spaced ones)" if evenly_spaced.any() else ")"))
 
     ax3 = fig.add_subplot(grid[2], sharex=ax)
     if scores is not None and len(scores):
         score_times = np.arange(len(scores)) * scale / fps
         ax3.plot(score_times, scores, color="#8172B2", lw=1.2)
-        ax3.scatter(
-            key_frames / fps,
-            scores[np.clip(np.round(keys).astype(int), 0, len(scores) - 1)],
-            color="#55A868",
-            zorder=3,
-            s=20,
-            label="key frames",
-        )
+        key_scores = scores[np.clip(np.round(keys).astype(int), 0, len(scores) - 1)]
+        for chosen, color, label in ((~evenly_spaced, "#55A868", "key frames (picked by the question)"),
+                                     (evenly_spaced, "#999999", "key frames (evenly spaced)")):
+            if chosen.any():
+                ax3.scatter(key_frames[chosen] / fps, key_scores[chosen], color=color, zorder=3, s=20, label=label)
         ax3.legend(loc="upper right", fontsize=8)
     else:
         ax3.text(
