@@ -165,6 +165,9 @@ def test_key_frame_placement_reads_where_the_key_frames_fall(suite_and_checkpoin
         assert abs(on_asked - clip_share) < 0.06, (relation, on_asked, clip_share)
         assert none_there == 0  # 32 evenly spaced frames reach every segment
     assert np.isclose(rows["no relation"][1], rows["no relation"][3])
+    # the harness's key-frame picture marks the evenly spaced frames: under uniform selection, all of them
+    selection = predictor.key_frames(sample_items(data, "train", 1)[0][0])
+    assert set(selection["coverage_frame_indices"]) == set(selection["key_frame_indices"])
 
 
 def test_retrain_reuses_only_the_finished_run_of_the_same_variant(tmp_path):

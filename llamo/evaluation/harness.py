@@ -202,8 +202,9 @@ class LlamoPredictor:
         return answers
 
     def key_frames(self, item: EvalItem) -> dict | None:
-        """One forward pass over the item's prompt: the selected key frames and the frame scores (E6) of its clip,
-        on the processor's motion timeline (valid frames only)."""
+        """One forward pass over the item's prompt: the selected key frames, those of them evenly spaced whatever
+        the question (`num_coverage_frames`) and the frame scores (E6) of its clip, on the processor's motion
+        timeline (valid frames only)."""
         import torch
 
         inputs = self._inputs([item])
@@ -213,11 +214,14 @@ class LlamoPredictor:
         scores = getattr(output, "frame_scores", None)
         if indices is None:
             return None
+        from llamo.inference import coverage_frames
+
         result = {"key_frame_indices": [int(i) for i in indices[0].tolist()]}
         if scores is not None:
             mask = inputs.get("motion_mask", inputs.get("frame_mask"))
             valid = int(mask[0].sum()) if mask is not None else scores.shape[-1]
             result["frame_scores"] = [float(s) for s in scores[0, :valid].float().tolist()]
+            result["coverage_frame_indices"] = coverage_frames(self.model.config, valid)
         return result
 
 
@@ -886,6 +890,7 @@ def _plot_item(items, predictor, plot_item: str, output_dir: Path) -> str | None
             path,
             fps=item.fps or 30.0,
             title=f"{item.id}: {item.question}",
+            coverage_frame_indices=selection.get("coverage_frame_indices"),
         )
         with open(output_dir / f"key_frames_{safe_id}.json", "w", encoding="utf-8") as handle:
             json.dump({"id": item.id, **selection}, handle)
