@@ -122,8 +122,8 @@ def _load_suite_json(data, name):
 def question_segments(data) -> dict[str, dict]:
     """Question id -> `{"segments": its clip's segments (motion_concepts.json), "asked": the index of the segment
     whose attribute the question asks for, "named": the indices of the segments its filter names, "relation":
-    no_relation / before / after / in_between}`, for the
-    questions of a motion-QA suite folder that filter on a segment. The asked segment is the named one itself,
+    no_relation / before / after / in_between}`, for the questions of a motion-QA suite folder that filter on a
+    segment. The asked segment is the named one itself,
     the one before or after it, or the one in between two (`filter_answer_0` and `filter_answer_1`)."""
     questions = _load_suite_json(data, "questions.json")
     segments = _load_suite_json(data, "motion_concepts.json")
@@ -214,12 +214,11 @@ def key_frame_placement(predictor, data, split: str, limit: int = 300, seed: int
     prefill), no generation."""
     import numpy as np
     import torch
+    from tqdm.auto import tqdm
 
     fps = float(_load_suite_json(data, "metadata.json")["fps"])
     found = question_segments(data)
     items = [item for item in sample_items(data, split, limit, seed, modality)[0] if item.id in found]
-    from tqdm.auto import tqdm
-
     by_relation: dict[str, list[tuple[float, float, float]]] = {}
     for start in tqdm(range(0, len(items), predictor.batch_size), desc=f"{split}: key frames", unit="batch"):
         batch = items[start:start + predictor.batch_size]
