@@ -26,12 +26,13 @@ class KeyFrameRecorder:
     """Captures the Cross Talker's selection during `generate`'s prefill (no second forward pass)."""
 
     def __init__(self, model):
-        self.indices = self.scores = None
+        self.indices = self.evenly_spaced = self.scores = None
         self._handle = model.model.cross_talker.register_forward_hook(self._record)
 
     def _record(self, module, args, output):
-        _, _, indices, scores, _ = output
-        self.indices, self.scores = indices.detach().cpu(), scores.detach().cpu()
+        self.indices = output.key_frame_indices.detach().cpu()
+        self.evenly_spaced = output.evenly_spaced_key_frames.detach().cpu()
+        self.scores = output.frame_scores.detach().cpu()
 
     def close(self):
         self._handle.remove()
@@ -78,17 +79,10 @@ def user_message(question: str, motion=None, video=None) -> dict:
     return {"role": "user", "content": content}
 
 
-def coverage_frames(config, num_valid_frames: int) -> list:
-    """The key frames a clip of `num_valid_frames` gets evenly spaced whatever the question (the Cross Talker's
-    `num_coverage_frames`; all K under uniform selection), as indices on the model's timeline."""
-    from modeling_llamo.modeling_llamo import uniform_frame_indices
-
-    if num_valid_frames < config.num_key_frames:  # too short to select from: every frame is kept
-        return list(range(num_valid_frames))
-    count = config.num_key_frames if config.frame_selection == "uniform" else config.num_coverage_frames
-    if count == 0:
-        return []
-    return uniform_frame_indices(torch.ones(1, num_valid_frames, dtype=torch.bool), count)[0].tolist()
+def evenly_spaced_frames(key_frame_indices, evenly_spaced_key_frames) -> list:
+    """One clip's key frames that were evenly spaced whatever the question (the model output's
+    `evenly_spaced_key_frames` mask applied to its `key_frame_indices`), in time order without repeats."""
+    return sorted({int(index) for index, even in zip(key_frame_indices.tolist(), evenly_spaced_key_frames.tolist()) if even})
 
 
 def answer(model, processor, messages, streamer=None, max_new_tokens: int = 64, processor_kwargs=None, **generate_kwargs) -> Answer:
@@ -112,7 +106,7 @@ def answer(model, processor, messages, streamer=None, max_new_tokens: int = 64, 
         for clip in range(recorder.indices.shape[0]):
             valid = int(mask[clip].sum()) if mask is not None else recorder.scores.shape[1]
             result.key_frame_indices.append(recorder.indices[clip].tolist())
-            result.coverage_frame_indices.append(coverage_frames(model.config, valid))
+            result.coverage_frame_indices.append(evenly_spaced_frames(recorder.indices[clip], recorder.evenly_spaced[clip]))
             result.frame_scores.append(recorder.scores[clip, :valid].tolist())
             if times is not None:
                 result.frame_timestamps.append(times[clip, :valid].tolist())

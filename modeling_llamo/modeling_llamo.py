@@ -51,6 +51,26 @@ PREFILL_ONLY_INPUT_NAMES = CLIP_INPUT_NAMES + ("guidance_mask",)
 
 
 @dataclass
+class LlamoCrossTalkerOutput(ModelOutput):
+    """What the Cross Talker made of each clip: its key-frame features and the selection behind them.
+
+    Args:
+        key_features (`torch.FloatTensor` of shape `(num_clips, K, hidden_size)`):
+            Key-frame features after local/global context and fusion (E8-E10), before the projector (E11).
+        fused_text (`torch.FloatTensor` of shape `(num_clips, L, hidden_size)`, *optional*):
+            Instruction-token features that attended to the key frames (E10).
+        key_frame_indices, evenly_spaced_key_frames, frame_scores, window_radii: see [`LlamoMediaOutput`].
+    """
+
+    key_features: torch.FloatTensor | None = None
+    fused_text: torch.FloatTensor | None = None
+    key_frame_indices: torch.LongTensor | None = None
+    evenly_spaced_key_frames: torch.BoolTensor | None = None
+    frame_scores: torch.FloatTensor | None = None
+    window_radii: torch.FloatTensor | None = None
+
+
+@dataclass
 class LlamoMediaOutput(ModelOutput):
     """What the motion/video path produced for each clip.
 
@@ -61,6 +81,9 @@ class LlamoMediaOutput(ModelOutput):
             Gated fused-text features added to the instruction token embeddings (E10-E11).
         key_frame_indices (`torch.LongTensor` of shape `(num_clips, K)`):
             Frame index (on the clip's timeline) of each key frame, in time order.
+        evenly_spaced_key_frames (`torch.BoolTensor` of shape `(num_clips, K)`):
+            Which key frames are evenly spaced whatever the question (`num_coverage_frames`; all of them under
+            uniform selection) rather than picked by the question's scores.
         frame_scores (`torch.FloatTensor` of shape `(num_clips, T)`):
             Score `s_j` of every frame (E6); 0 on padding frames.
         window_radii (`torch.FloatTensor` of shape `(num_clips, K)`, *optional*):
@@ -72,6 +95,7 @@ class LlamoMediaOutput(ModelOutput):
     key_frame_embeds: torch.FloatTensor | None = None
     text_embeds_delta: torch.FloatTensor | None = None
     key_frame_indices: torch.LongTensor | None = None
+    evenly_spaced_key_frames: torch.BoolTensor | None = None
     frame_scores: torch.FloatTensor | None = None
     window_radii: torch.FloatTensor | None = None
     estimator_loss: torch.FloatTensor | None = None
@@ -82,6 +106,7 @@ class LlamoModelOutputWithPast(BaseModelOutputWithPast):
     """[`BaseModelOutputWithPast`] plus what the question selected: see [`LlamoMediaOutput`]."""
 
     key_frame_indices: torch.LongTensor | None = None
+    evenly_spaced_key_frames: torch.BoolTensor | None = None
     frame_scores: torch.FloatTensor | None = None
     window_radii: torch.FloatTensor | None = None
     estimator_loss: torch.FloatTensor | None = None
@@ -92,6 +117,7 @@ class LlamoCausalLMOutputWithPast(CausalLMOutputWithPast):
     """[`CausalLMOutputWithPast`] plus what the question selected: see [`LlamoMediaOutput`]."""
 
     key_frame_indices: torch.LongTensor | None = None
+    evenly_spaced_key_frames: torch.BoolTensor | None = None
     frame_scores: torch.FloatTensor | None = None
     window_radii: torch.FloatTensor | None = None
     estimator_loss: torch.FloatTensor | None = None
@@ -381,14 +407,17 @@ class LlamoCrossTalker(nn.Module):
     def select_key_frames(self, scores, frame_mask, has_text):
         """E6: top-K valid frames by score, in time order (while training, perturbed by `key_frame_exploration`).
         With `num_coverage_frames` C > 0, C of them are evenly spaced and the top K - C come from the other frames.
-        Fewer than K valid frames: all, repeated in order."""
+        Fewer than K valid frames: all, repeated in order.
+
+        Returns `(indices, evenly_spaced)`, both `(N, K)`: the key frames and which of them are evenly spaced
+        whatever the question (the coverage frames; every one under uniform selection, on clips too short to
+        select from, and on clips without instruction tokens)."""
         num_clips, num_frames = scores.shape
         uniform = uniform_frame_indices(frame_mask, self.num_key_frames)
-        if self.config.frame_selection == "uniform" or num_frames < self.num_key_frames:
-            return uniform
+        all_evenly_spaced = torch.ones_like(uniform, dtype=torch.bool)
         num_coverage = self.config.num_coverage_frames
-        if num_coverage >= self.num_key_frames:
-            return uniform
+        if self.config.frame_selection == "uniform" or num_frames < self.num_key_frames or num_coverage >= self.num_key_frames:
+            return uniform, all_evenly_spaced
         ranking = scores
         if self.training and self.config.key_frame_exploration > 0:
             # Gumbel-top-K: top-K of log s + tau * G samples without replacement with p ~ s^(1/tau), so frames
@@ -403,11 +432,14 @@ class LlamoCrossTalker(nn.Module):
             coverage = uniform_frame_indices(frame_mask, num_coverage)
             masked = masked.scatter(1, coverage, float("-inf"))
             top = torch.cat([coverage, masked.topk(self.num_key_frames - num_coverage, dim=-1).indices], dim=-1)
+            is_coverage = torch.arange(self.num_key_frames, device=top.device) < num_coverage
+            top, order = top.sort(dim=-1)
+            top_evenly_spaced = is_coverage[order]
         else:
-            top = masked.topk(self.num_key_frames, dim=-1).indices
-        top = top.sort(dim=-1).values
-        use_top = (frame_mask.bool().sum(-1) >= self.num_key_frames) & has_text
-        return torch.where(use_top[:, None], top, uniform)
+            top = masked.topk(self.num_key_frames, dim=-1).indices.sort(dim=-1).values
+            top_evenly_spaced = torch.zeros_like(all_evenly_spaced)
+        use_top = ((frame_mask.bool().sum(-1) >= self.num_key_frames) & has_text)[:, None]
+        return torch.where(use_top, top, uniform), torch.where(use_top, top_evenly_spaced, all_evenly_spaced)
 
     def window_bias(self, radii, key_indices, frame_mask):
         """E7 relaxed: `log sigmoid((r_k T - |j - k|) / 1 frame)`, distances counted in valid frames."""
@@ -431,7 +463,7 @@ class LlamoCrossTalker(nn.Module):
     def forward(self, motion_features, frame_mask, text_embeds, text_mask):
         text_features = self.text_proj(text_embeds)
         scores, has_text = self.frame_scores(text_features, text_mask, motion_features, frame_mask)
-        key_indices = self.select_key_frames(scores, frame_mask, has_text)
+        key_indices, evenly_spaced = self.select_key_frames(scores, frame_mask, has_text)
         gather_index = key_indices[..., None].expand(-1, -1, motion_features.shape[-1])
         key_features = torch.gather(motion_features, 1, gather_index)
         if self.config.frame_selection == "text_guided":
@@ -452,7 +484,14 @@ class LlamoCrossTalker(nn.Module):
             frames_out = self.frames_attend_text(key_features, text_features, key_mask=text_mask)
             fused_text = self.text_attends_frames(text_features, key_features)
             key_features = frames_out
-        return key_features, fused_text, key_indices, scores, radii
+        return LlamoCrossTalkerOutput(
+            key_features=key_features,
+            fused_text=fused_text,
+            key_frame_indices=key_indices,
+            evenly_spaced_key_frames=evenly_spaced,
+            frame_scores=scores,
+            window_radii=radii,
+        )
 
 
 class LlamoMultiModalProjector(nn.Module):
@@ -673,21 +712,20 @@ class LlamoModel(LlamoPreTrainedModel):
 
         clip_text = text_embeds[clip_rows].to(dtype)
         clip_guidance = guidance_mask[clip_rows].bool()
-        key_features, fused_text, key_indices, scores, radii = self.cross_talker(
-            motion_features, timeline_mask, clip_text, clip_guidance
-        )
-        key_frame_embeds = self.multi_modal_projector(key_features)  # E11
+        selection = self.cross_talker(motion_features, timeline_mask, clip_text, clip_guidance)
+        key_frame_embeds = self.multi_modal_projector(selection.key_features)  # E11
 
         text_delta = None
-        if fused_text is not None:
-            per_clip = self.text_gate(fused_text) * clip_guidance[..., None].to(dtype)
+        if selection.fused_text is not None:
+            per_clip = self.text_gate(selection.fused_text) * clip_guidance[..., None].to(dtype)
             text_delta = torch.zeros_like(text_embeds, dtype=per_clip.dtype).index_add(0, clip_rows, per_clip)
         return LlamoMediaOutput(
             key_frame_embeds=key_frame_embeds,
             text_embeds_delta=text_delta,
-            key_frame_indices=key_indices,
-            frame_scores=scores,
-            window_radii=radii,
+            key_frame_indices=selection.key_frame_indices,
+            evenly_spaced_key_frames=selection.evenly_spaced_key_frames,
+            frame_scores=selection.frame_scores,
+            window_radii=selection.window_radii,
             estimator_loss=estimator_loss,
         )
 
@@ -791,6 +829,7 @@ class LlamoModel(LlamoPreTrainedModel):
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
             key_frame_indices=media.key_frame_indices,
+            evenly_spaced_key_frames=media.evenly_spaced_key_frames,
             frame_scores=media.frame_scores,
             window_radii=media.window_radii,
             estimator_loss=media.estimator_loss,
@@ -886,6 +925,7 @@ class LlamoForConditionalGeneration(LlamoPreTrainedModel, GenerationMixin):
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
             key_frame_indices=outputs.key_frame_indices,
+            evenly_spaced_key_frames=outputs.evenly_spaced_key_frames,
             frame_scores=outputs.frame_scores,
             window_radii=outputs.window_radii,
             estimator_loss=outputs.estimator_loss,

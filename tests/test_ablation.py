@@ -53,7 +53,7 @@ def test_variants_flip_the_switches_they_name(suite_and_checkpoint):
     assert ablate.load_variant(checkpoint, ablate.VARIANTS["no_enhancer"], batch_size=2).model.model.enhancer is None
     data, _ = suite_and_checkpoint
     choice, _ = sample_items(data, "test", limit=2)
-    inputs = k8._inputs(choice)  # the prompts the harness scores: 8 placeholders per clip, and the model takes them
+    inputs = k8.model_inputs(choice)  # the prompts the harness scores: 8 placeholders per clip, and the model takes them
     assert ((inputs["input_ids"] == k8.processor.motion_token_id).sum(-1) == 8).all()
     with torch.no_grad():
         k8.model(**inputs)

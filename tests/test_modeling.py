@@ -179,12 +179,12 @@ def test_key_frame_exploration_samples_frames_in_proportion_to_their_scores_whil
     scores = torch.tensor([0.1, 0.4, 0.2, 0.3, 0.0, 0.0]).repeat(20000, 1)
     frame_mask = torch.tensor([1, 1, 1, 1, 1, 0]).repeat(20000, 1)  # frame 4 valid with score 0, frame 5 padding
     has_text = torch.ones(20000, dtype=torch.bool)
-    picked = talker.train().select_key_frames(scores, frame_mask, has_text)[:, 0]
+    picked = talker.train().select_key_frames(scores, frame_mask, has_text)[0][:, 0]
     frequency = torch.bincount(picked, minlength=6).float() / len(picked)
     expected = scores[0] ** (1 / tau) / (scores[0] ** (1 / tau)).sum()
     assert torch.allclose(frequency, expected, atol=0.015), (frequency, expected)
     assert frequency[5] == 0
-    assert torch.all(talker.eval().select_key_frames(scores, frame_mask, has_text) == 1)
+    assert torch.all(talker.eval().select_key_frames(scores, frame_mask, has_text)[0] == 1)
 
 
 def test_key_frame_exploration_keeps_k_distinct_valid_frames_in_time_order():
@@ -204,7 +204,8 @@ def test_key_frame_exploration_keeps_k_distinct_valid_frames_in_time_order():
 @pytest.mark.parametrize("training", [False, True])
 def test_coverage_frames_are_evenly_spaced_and_the_rest_follow_the_scores(training):
     """`num_coverage_frames` C: the C evenly spaced frames are always among the K, the other K - C are the top
-    scores among the rest (in training too, where exploration is on), all distinct and in time order."""
+    scores among the rest (in training too, where exploration is on), all distinct and in time order; the
+    returned mask marks exactly the evenly spaced ones."""
     from modeling_llamo.modeling_llamo import LlamoCrossTalker, uniform_frame_indices
 
     torch.manual_seed(0)
@@ -218,33 +219,47 @@ def test_coverage_frames_are_evenly_spaced_and_the_rest_follow_the_scores(traini
     coverage = uniform_frame_indices(frame_mask, 2).tolist()
     assert coverage == [[5, 15], [3, 9]]
     for _ in range(5 if training else 1):
-        picked = talker.select_key_frames(scores, frame_mask, has_text).tolist()
-        for row, frames in enumerate(picked):
+        picked, evenly_spaced = talker.select_key_frames(scores, frame_mask, has_text)
+        for row, (frames, marks) in enumerate(zip(picked.tolist(), evenly_spaced.tolist())):
             assert frames == sorted(set(frames)) and len(frames) == 4 and max(frames) < frame_mask[row].sum()
-            assert set(coverage[row]) <= set(frames)
+            assert [frame for frame, mark in zip(frames, marks) if mark] == coverage[row]
             if not training:  # plain top-K of the rest: the two favourites
                 assert set(frames) == set(coverage[row]) | {1, 2}
     talker.config.num_coverage_frames = 0  # the paper's top-K: the favourites and the next-best (ties: lowest)
-    assert {1, 2} <= set(talker.eval().select_key_frames(scores, frame_mask, has_text)[0].tolist())
+    picked, evenly_spaced = talker.eval().select_key_frames(scores, frame_mask, has_text)
+    assert {1, 2} <= set(picked[0].tolist()) and not evenly_spaced.any()
     talker.config.num_coverage_frames = 4  # C = K is uniform selection
-    assert talker.select_key_frames(scores, frame_mask, has_text).tolist() == \
-        uniform_frame_indices(frame_mask, 4).tolist()
+    picked, evenly_spaced = talker.select_key_frames(scores, frame_mask, has_text)
+    assert picked.tolist() == uniform_frame_indices(frame_mask, 4).tolist() and evenly_spaced.all()
+    talker.config.num_coverage_frames = 2  # a clip without instruction tokens falls back to evenly spaced frames
+    picked, evenly_spaced = talker.select_key_frames(scores, frame_mask, torch.tensor([True, False]))
+    assert picked[1].tolist() == uniform_frame_indices(frame_mask, 4)[1].tolist()
+    assert evenly_spaced[1].all() and evenly_spaced[0].sum() == 2
 
 
-def test_answers_name_the_evenly_spaced_key_frames_among_the_selected_ones():
-    """`llamo.inference.coverage_frames` (what `chat --show` draws in grey) are key frames the model did select."""
-    from llamo.inference import coverage_frames
+def test_outputs_mark_the_evenly_spaced_key_frames():
+    """`evenly_spaced_key_frames` (what `chat --show` draws in grey, via `llamo.inference.evenly_spaced_frames`):
+    the C coverage frames under text-guided selection, none with C = 0, all under uniform selection and on
+    clips too short to select from."""
+    from llamo.inference import evenly_spaced_frames
+    from modeling_llamo.modeling_llamo import uniform_frame_indices
 
     torch.manual_seed(0)
-    model = LlamoForConditionalGeneration(tiny_config(num_coverage_frames=2)).eval()
+    ids = torch.tensor([make_prompt()])
     media = clip_inputs(frames=20, seed=2)
-    selected = model(input_ids=torch.tensor([make_prompt()]), **media).key_frame_indices[0].tolist()
-    evenly_spaced = coverage_frames(model.config, 20)
-    assert len(evenly_spaced) == 2 and set(evenly_spaced) <= set(selected)
-    assert coverage_frames(tiny_config(), 20) == [] and coverage_frames(model.config, 3) == [0, 1, 2]
-    assert coverage_frames(tiny_config(frame_selection="uniform"), 20) == \
-        LlamoForConditionalGeneration(tiny_config(frame_selection="uniform")).eval()(
-            input_ids=torch.tensor([make_prompt()]), **media).key_frame_indices[0].tolist()
+
+    def marked(**config):
+        output = LlamoForConditionalGeneration(tiny_config(**config)).eval()(input_ids=ids, **media)
+        return evenly_spaced_frames(output.key_frame_indices[0], output.evenly_spaced_key_frames[0]), output
+
+    frames, output = marked(num_coverage_frames=2)
+    assert frames == uniform_frame_indices(torch.ones(1, 20), 2)[0].tolist()
+    assert set(frames) <= set(output.key_frame_indices[0].tolist())
+    assert marked()[0] == []
+    frames, output = marked(frame_selection="uniform")
+    assert frames == sorted(set(output.key_frame_indices[0].tolist()))
+    media["motion_mask"][:, 3:] = 0  # 3 valid frames < K: every one is kept, repeated
+    assert marked(num_coverage_frames=2)[0] == [0, 1, 2]
 
 
 def test_coverage_frames_cannot_outnumber_the_key_frames():

@@ -163,7 +163,8 @@ class LlamoPredictor:
         content.append({"type": "text", "text": item.prompt})
         return [{"role": "user", "content": content}]
 
-    def _inputs(self, items: Sequence[EvalItem]):
+    def model_inputs(self, items: Sequence[EvalItem]):
+        """The batch of model inputs (prompt tokens, clips, masks) the predictor feeds `generate` for `items`."""
         processor_kwargs = {"padding": True}  # inside processor_kwargs: transformers warns about loose call kwargs
         motion_items = [item for item in items if item.motion]
         if motion_items and all(item.fps for item in motion_items):
@@ -189,7 +190,7 @@ class LlamoPredictor:
         answers = []
         for start in range(0, len(items), self.batch_size):
             chunk = items[start : start + self.batch_size]
-            inputs = self._inputs(chunk)
+            inputs = self.model_inputs(chunk)
             with torch.no_grad():
                 output = self.model.generate(
                     **inputs,
@@ -207,21 +208,23 @@ class LlamoPredictor:
         timeline (valid frames only)."""
         import torch
 
-        inputs = self._inputs([item])
+        inputs = self.model_inputs([item])
         with torch.no_grad():
             output = self.model(**inputs)
         indices = getattr(output, "key_frame_indices", None)
         scores = getattr(output, "frame_scores", None)
         if indices is None:
             return None
-        from llamo.inference import coverage_frames
+        from llamo.inference import evenly_spaced_frames
 
-        result = {"key_frame_indices": [int(i) for i in indices[0].tolist()]}
+        result = {
+            "key_frame_indices": [int(i) for i in indices[0].tolist()],
+            "coverage_frame_indices": evenly_spaced_frames(indices[0], output.evenly_spaced_key_frames[0]),
+        }
         if scores is not None:
             mask = inputs.get("motion_mask", inputs.get("frame_mask"))
             valid = int(mask[0].sum()) if mask is not None else scores.shape[-1]
             result["frame_scores"] = [float(s) for s in scores[0, :valid].float().tolist()]
-            result["coverage_frame_indices"] = coverage_frames(self.model.config, valid)
         return result
 
 

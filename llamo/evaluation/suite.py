@@ -222,7 +222,7 @@ def key_frame_placement(predictor, data, split: str, limit: int = 300, seed: int
     by_relation: dict[str, list[tuple[float, float, float]]] = {}
     for start in tqdm(range(0, len(items), predictor.batch_size), desc=f"{split}: key frames", unit="batch"):
         batch = items[start:start + predictor.batch_size]
-        inputs = predictor._inputs(batch)
+        inputs = predictor.model_inputs(batch)
         with torch.inference_mode():  # the selection is all it reads: one position's logits, not the prompt's
             key_indices = predictor.model(**inputs, logits_to_keep=1).key_frame_indices.cpu()
         times = inputs["frame_timestamps"].cpu()
