@@ -156,15 +156,25 @@ def test_key_frame_placement_reads_where_the_key_frames_fall(suite_and_checkpoin
     model, processor = inference.load(checkpoint, frame_selection="uniform", num_key_frames=32)
     predictor = LlamoPredictor(model, processor, max_new_tokens=4, batch_size=5)
     table = key_frame_placement(predictor, data, "train", limit=40)
-    rows = {line.split(" | ")[0][2:]: [float(cell) for cell in line.strip("| ").split(" | ")[1:]]
-            for line in table.splitlines()[2:]}
+
+    def parse(table):
+        return {line.split(" | ")[0][2:]: [float("nan") if cell == "-" else float(cell)
+                                           for cell in line.strip("| ").split(" | ")[1:]]
+                for line in table.splitlines()[2:]}
+
+    rows = parse(table)
     assert {"no relation", "before", "after"} <= set(rows)
     assert sum(row[0] for row in rows.values()) == 40 - sum(  # every choice question filters on a segment here
         item.id not in asked_segments(data) for item in sample_items(data, "train", 40)[0])
-    for relation, (n, on_asked, none_there, on_named, clip_share) in rows.items():
+    for relation, (n, on_asked, picked_on_asked, none_there, on_named, clip_share) in rows.items():
         assert abs(on_asked - clip_share) < 0.06, (relation, on_asked, clip_share)
         assert none_there == 0  # 32 evenly spaced frames reach every segment
-    assert np.isclose(rows["no relation"][1], rows["no relation"][3])
+        assert np.isnan(picked_on_asked)  # uniform selection: the question picked none of them
+    assert np.isclose(rows["no relation"][1], rows["no relation"][4])
+    # the paper's top-K: every key frame is the question's pick, so both shares are one and the same
+    top_k = LlamoPredictor(*inference.load(checkpoint, num_coverage_frames=0), max_new_tokens=4, batch_size=5)
+    for relation, (n, on_asked, picked_on_asked, *_) in parse(key_frame_placement(top_k, data, "train", limit=40)).items():
+        assert np.isclose(on_asked, picked_on_asked), relation
     # the harness's key-frame picture marks the evenly spaced frames: under uniform selection, all of them
     selection = predictor.key_frames(sample_items(data, "train", 1)[0][0])
     assert set(selection["coverage_frame_indices"]) == set(selection["key_frame_indices"])

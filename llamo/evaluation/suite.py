@@ -208,7 +208,9 @@ def error_breakdown(output: str, data=None) -> str:
 def key_frame_placement(predictor, data, split: str, limit: int = 300, seed: int = 0, modality: str = "motion") -> str:
     """Markdown: where the Cross Talker's key frames (E6) fall for `split`'s first `limit` choice questions (the
     items `evaluate_split` scores), per relation: the share of the K key frames on the segment the question asks
-    about, how many questions get none there, the share on the segment(s) the question names, and the asked
+    about, the same share among the frames the question picked (those not evenly spaced whatever the question,
+    `num_coverage_frames`; "-" when every frame is evenly spaced), how many questions get none on the asked
+    segment, the share on the segment(s) the question names, and the asked
     segment's share of the clip's length (what evenly spaced frames would put on it). A question about what
     comes *after* the squats names the squats and asks about the next action. One forward pass per batch (the
     prefill), no generation."""
@@ -219,32 +221,38 @@ def key_frame_placement(predictor, data, split: str, limit: int = 300, seed: int
     fps = float(_load_suite_json(data, "metadata.json")["fps"])
     found = question_segments(data)
     items = [item for item in sample_items(data, split, limit, seed, modality)[0] if item.id in found]
-    by_relation: dict[str, list[tuple[float, float, float]]] = {}
+    by_relation: dict[str, list[tuple[float, float, float, float]]] = {}
     for start in tqdm(range(0, len(items), predictor.batch_size), desc=f"{split}: key frames", unit="batch"):
         batch = items[start:start + predictor.batch_size]
         inputs = predictor.model_inputs(batch)
         with torch.inference_mode():  # the selection is all it reads: one position's logits, not the prompt's
-            key_indices = predictor.model(**inputs, logits_to_keep=1).key_frame_indices.cpu()
+            output = predictor.model(**inputs, logits_to_keep=1)
+        key_indices, evenly_spaced = output.key_frame_indices.cpu(), output.evenly_spaced_key_frames.cpu()
         times = inputs["frame_timestamps"].cpu()
         for clip, item in enumerate(batch):  # one clip per question
             question = found[item.id]
             frames = times[clip, key_indices[clip]].numpy() * fps  # key frames in the suite's frame numbers
+            picked = frames[~evenly_spaced[clip].numpy()]
 
-            def share(index, segments=question["segments"]):
-                return float(np.mean((frames >= segments[index]["start_f"]) & (frames < segments[index]["end_f"])))
+            def share(index, among=frames, segments=question["segments"]):
+                if len(among) == 0:
+                    return float("nan")
+                return float(np.mean((among >= segments[index]["start_f"]) & (among < segments[index]["end_f"])))
 
             asked = question["segments"][question["asked"]]
             clip_length = question["segments"][-1]["end_f"] - question["segments"][0]["start_f"]
             by_relation.setdefault(question["relation"], []).append((
-                share(question["asked"]), sum(share(index) for index in question["named"]),
-                (asked["end_f"] - asked["start_f"]) / clip_length))
-    lines = ["| relation | questions | key frames on the asked segment | questions with none there | key frames on "
-             "the named segment(s) | asked segment's share of the clip |", "|---|---|---|---|---|---|"]
+                share(question["asked"]), share(question["asked"], among=picked),
+                sum(share(index) for index in question["named"]), (asked["end_f"] - asked["start_f"]) / clip_length))
+    lines = ["| relation | questions | key frames on the asked segment | question-picked ones on it | questions with "
+             "none there | key frames on the named segment(s) | asked segment's share of the clip |",
+             "|---|---|---|---|---|---|---|"]
     for relation in ("no_relation", "before", "after", "in_between"):
-        rows = np.array(by_relation.get(relation, []), dtype=float).reshape(-1, 3)
+        rows = np.array(by_relation.get(relation, []), dtype=float).reshape(-1, 4)
         if len(rows):
-            lines.append(f"| {relation.replace('_', ' ')} | {len(rows)} | {rows[:, 0].mean():.2f} | "
-                         f"{(rows[:, 0] == 0).mean():.2f} | {rows[:, 1].mean():.2f} | {rows[:, 2].mean():.2f} |")
+            picked = "-" if np.isnan(rows[:, 1]).all() else f"{np.nanmean(rows[:, 1]):.2f}"
+            lines.append(f"| {relation.replace('_', ' ')} | {len(rows)} | {rows[:, 0].mean():.2f} | {picked} | "
+                         f"{(rows[:, 0] == 0).mean():.2f} | {rows[:, 2].mean():.2f} | {rows[:, 3].mean():.2f} |")
     return "\n".join(lines)
 
 
