@@ -11,7 +11,9 @@ closed vocabulary) and counting OBZ / OBO / MAE / RMSE (Mo-RepCount protocol), t
 per split and task. Items are a seeded sample of each split, the same for every model (`llamo.evaluation.suite`).
 summary.md also says how often each count was answered against how often it was true, and how many wrong body
 parts name the right limb on the wrong side; `--against` pairs choice accuracy and counting OBO question by question;
-`--key-frames` adds where the question's key frames fall (on the segment it asks about or the one it names).
+`--key-frames` adds where the question's key frames fall (on the segment it asks about or the one it names);
+`--count-probe` how well a linear read-out finds the repetition count in the key frames against in the frames of
+the asked segment (where the count is lost).
 """
 
 import argparse
@@ -22,6 +24,7 @@ from llamo.evaluation.harness import LlamoPredictor
 from llamo.evaluation.suite import (
     MODALITIES,
     PAIRED_MEASURES,
+    count_probe,
     error_breakdown,
     evaluate_split,
     key_frame_placement,
@@ -48,6 +51,9 @@ def main(argv=None):
                         "that one's on the questions both answered, with the paired standard error")
     parser.add_argument("--key-frames", action="store_true", help="also write where the question's key frames "
                         "fall: on the segment it asks about, on the one it names (one more forward pass per batch)")
+    parser.add_argument("--count-probe", action="store_true", help="also fit linear read-outs of the count to the "
+                        "key frames, the asked segment's frames and the clip's (train split; a forward pass per "
+                        "question of train, val and each split)")
     args = parser.parse_args(argv)
     for split in args.splits if args.against else []:  # before the evaluation, not after it
         for task in ("babel_qa", "counting"):
@@ -77,6 +83,9 @@ def main(argv=None):
     for split in args.splits if args.key_frames else []:
         table += f"\n\n{split}, where the key frames fall:\n\n" + key_frame_placement(
             predictor, args.data, split, limit=args.limit, seed=args.seed, modality=args.modality)
+    if args.count_probe:
+        table += "\n\nWhere the count is lost:\n\n" + count_probe(
+            predictor, args.data, args.splits, limit=args.limit, seed=args.seed, modality=args.modality)
     with open(os.path.join(args.output, "summary.md"), "w") as f:
         f.write(f"Model: {model_path}\nInput: {args.modality}\n\n{table}\n")
     print(table)

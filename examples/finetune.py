@@ -105,6 +105,10 @@ class ScriptArguments:
                                       "(llamo.data.augment.MirrorMotion; needs a joints22 processor; evaluation "
                                       "data is never mirrored). Seeded by --seed per DataLoader worker; a resumed "
                                       "run draws afresh, so it is not bit-identical to an uninterrupted one."})
+    key_frame_grounding: float = field(default=0.0, metadata={"help": "With --dataset babel_qa: weight of the "
+                                       "key-frame grounding loss (LlamoConfig.key_frame_grounding_weight), which "
+                                       "pulls each question's E6 frame scores onto the segments it is about, read "
+                                       "from motion_concepts.json; 0: off (the paper's answer loss alone)."})
     max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N training rows."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Use only the first N evaluation rows."})
     # evaluation
@@ -165,7 +169,8 @@ def load_splits(script: ScriptArguments, processor):
                                                                on_error=on_error),
             "kitml": lambda split: kitml_conversations(script.dataset_root, split, motion_dir=script.motion_dir,
                                                        on_error=on_error),
-            "babel_qa": lambda split: babel_qa_conversations(script.dataset_root, split, on_error=on_error),
+            "babel_qa": lambda split: babel_qa_conversations(script.dataset_root, split, on_error=on_error,
+                                                             focus=script.key_frame_grounding > 0),
         }
         if script.dataset not in builders:
             raise SystemExit(f"--dataset must be jsonl, humanml3d, kitml or babel_qa, got {script.dataset!r}")
@@ -221,6 +226,9 @@ def main(argv=None):
         args.dataloader_num_workers = 0  # seen ids are recorded in this process
     transformers.set_seed(args.seed)
 
+    if script.key_frame_grounding < 0 or (script.key_frame_grounding and script.dataset != "babel_qa"):
+        raise SystemExit("--key_frame_grounding needs --dataset babel_qa (its segment labels) and a weight >= 0, got "
+                         f"--dataset {script.dataset} and {script.key_frame_grounding}.")
     processor = AutoProcessor.from_pretrained(script.processor or script.model)
     train_dataset, eval_dataset = load_splits(script, processor)
     logger.info("data: %d training rows, %s evaluation rows", len(train_dataset), len(eval_dataset) if eval_dataset is not None else 0)
@@ -229,7 +237,8 @@ def main(argv=None):
         args.do_eval = False
 
     dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[script.dtype]
-    model = AutoModelForImageTextToText.from_pretrained(script.model, dtype=dtype)
+    grounding = {"key_frame_grounding_weight": script.key_frame_grounding} if script.key_frame_grounding else {}
+    model = AutoModelForImageTextToText.from_pretrained(script.model, dtype=dtype, **grounding)
     model = prepare_model_for_stage(
         model, stage=script.stage, lm_training=script.lm_training, lora_r=script.lora_r, lora_alpha=script.lora_alpha,
         lora_dropout=script.lora_dropout, lora_targets=[t.strip() for t in script.lora_targets.split(",") if t.strip()],
@@ -245,7 +254,7 @@ def main(argv=None):
         mirror = MirrorMotion(processor.feature_extractor, probability=script.mirror_probability, seed=args.seed)
     collator = LlamoDataCollator(processor, on_error=script.on_media_error, max_length=script.max_length,
                                  default_motion_fps=script.default_motion_fps, record_ids=bool(script.dump_rank_state),
-                                 augment=mirror)
+                                 augment=mirror, key_frame_targets=script.key_frame_grounding > 0)
     trainer = LlamoTrainer(
         model=model,
         args=args,

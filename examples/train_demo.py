@@ -44,14 +44,27 @@ TRAINING_FORMS = {
 }
 
 
-def training_conversations(root, modality, count_answers="digits"):
-    """The suite's training questions, once per form of `TRAINING_FORMS[modality]`; counts as digits or words."""
+def training_conversations(root, modality, count_answers="digits", repeat=None, focus=False):
+    """The suite's training questions, once per form of `TRAINING_FORMS[modality]`; counts as digits or words.
+
+    `repeat` ({query_type: n}, e.g. `{"query_count": 2}`) shows every question of that type n times (n - 1 more
+    copies), to weight a question type the model is weakest on without changing the suite. `focus` adds each
+    question's segment spans to its metadata (the key-frame grounding loss's targets)."""
     from datasets import concatenate_datasets
 
     parts = [babel_qa_conversations(root, "train", representation="joints22", use_motion=use_motion,
-                                    use_video=use_video, count_answers=count_answers)
+                                    use_video=use_video, count_answers=count_answers, focus=focus)
              for use_motion, use_video in TRAINING_FORMS[modality]]
-    return parts[0] if len(parts) == 1 else concatenate_datasets(parts)
+    dataset = parts[0] if len(parts) == 1 else concatenate_datasets(parts)
+    extra = []
+    for query_type, times in (repeat or {}).items():
+        if not isinstance(times, int) or times < 1:
+            raise ValueError(f"repeat: {query_type} must repeat a whole number of times >= 1, got {times!r}")
+        chosen = dataset.filter(lambda row: json.loads(row["metadata"])["query_type"] == query_type)
+        if len(chosen) == 0:
+            raise ValueError(f"repeat: the suite in {root} has no {query_type!r} training questions")
+        extra += [chosen] * (times - 1)
+    return concatenate_datasets([dataset, *extra]) if extra else dataset
 
 
 def suite_identity(root):
@@ -110,6 +123,12 @@ def main(argv=None):
     parser.add_argument("--mirror", type=float, default=0.0, metavar="P", help="mirror each motion-only training "
                         "conversation left-to-right with probability P, \"left\" and \"right\" swapped in its text "
                         "(llamo.data.augment.MirrorMotion; conversations with video are left as they are)")
+    parser.add_argument("--repeat", action="append", default=[], metavar="QUERY_TYPE=N", help="show every training "
+                        "question of a type N times (e.g. query_count=2: counting, the weakest type, twice); "
+                        "repeatable")
+    parser.add_argument("--grounding", type=float, default=0.0, metavar="W", help="add the key-frame grounding "
+                        "loss with weight W (LlamoConfig.key_frame_grounding_weight): the question's E6 frame scores "
+                        "are pulled onto the segments it is about, from the suite's segment labels")
     parser.add_argument("--output", default=demo.DEMO_WEIGHTS_DIR)
     parser.add_argument("--stats-motions", type=int, default=400)
     parser.add_argument("--save-every", type=int, default=0, help="also save the weights every N steps (a long run "
@@ -118,6 +137,8 @@ def main(argv=None):
                         "motion statistics are kept)")
     args = parser.parse_args(argv)
     changed_switches = parse_overrides(args.config)
+    if args.grounding:
+        changed_switches["key_frame_grounding_weight"] = args.grounding
     overrides = {"frame_selection": args.frame_selection, **changed_switches}
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
@@ -154,9 +175,11 @@ def main(argv=None):
     peft_model.train()
 
     args.count_answers = args.count_answers or (previous or {}).get("count_answers", "digits")
-    dataset = training_conversations(args.data, args.modality, args.count_answers)
+    repeat = parse_overrides(args.repeat)
+    grounding = model.config.key_frame_grounding_weight > 0
+    dataset = training_conversations(args.data, args.modality, args.count_answers, repeat, focus=grounding)
     mirror = MirrorMotion(processor.feature_extractor, probability=args.mirror, seed=args.seed) if args.mirror else None
-    collator = LlamoDataCollator(processor, default_motion_fps=30.0, augment=mirror)
+    collator = LlamoDataCollator(processor, default_motion_fps=30.0, augment=mirror, key_frame_targets=grounding)
     loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=True, collate_fn=collator, drop_last=True,
                         generator=torch.Generator().manual_seed(args.seed))
     new_params = [p for n, p in peft_model.named_parameters() if p.requires_grad and "lora_" not in n]
@@ -167,15 +190,18 @@ def main(argv=None):
     print(f"{len(dataset)} training conversations; {sum(p.numel() for p in new_params + lora_params):,} trainable "
           f"parameters; {args.steps} steps of {args.batch_size}")
 
-    step, start, log = 0, time.time(), []
-    save = _save_factory(args, previous, overrides, peft_model, processor, log, start, mirror)
+    step, start, log, grounding_log = 0, time.time(), [], []
+    save = _save_factory(args, previous, overrides, peft_model, processor, log, start, mirror, grounding_log)
     bar = tqdm(total=args.steps, desc="train")
     while step < args.steps:
         for batch in loader:
             for group, base in zip(optimizer.param_groups, base_lrs):
                 group["lr"] = base * lr_at(step, args.steps, args.warmup)
-            loss = peft_model(**batch, logits_to_keep=1).loss  # the loop reads only the loss (answer_loss)
+            output = peft_model(**batch, logits_to_keep=1)  # the loop reads only the loss (answer_loss)
+            loss = output.loss
             loss.backward()
+            if output.grounding_loss is not None:
+                grounding_log.append(output.grounding_loss.item())
             torch.nn.utils.clip_grad_norm_(new_params + lora_params, 1.0)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
@@ -183,7 +209,8 @@ def main(argv=None):
             step += 1
             bar.update(1)
             if step % 20 == 0:
-                bar.set_postfix(loss=f"{np.mean(log[-20:]):.3f}")
+                bar.set_postfix(loss=f"{np.mean(log[-20:]):.3f}",
+                                **({"grounding": f"{np.mean(grounding_log[-20:]):.3f}"} if grounding_log else {}))
             if args.save_every and step % args.save_every == 0 and step < args.steps:
                 save(step)
             if step >= args.steps:
@@ -192,14 +219,14 @@ def main(argv=None):
     save(step)
 
 
-def _save_factory(args, previous, overrides, peft_model, processor, log, start, mirror=None):
+def _save_factory(args, previous, overrides, peft_model, processor, log, start, mirror=None, grounding_log=()):
     def save(step):
         minutes = (time.time() - start) / 60
         build_seed = previous.get("build_seed", 0) if previous else args.seed
         recipe = {
             "build": demo.DEMO_BUILD, "build_seed": build_seed, "lora": demo.LORA,
             "frame_selection": overrides["frame_selection"], "config_overrides": overrides, "modality": args.modality,
-            "count_answers": args.count_answers,
+            "count_answers": args.count_answers, "repeat": parse_overrides(args.repeat) or None,
             "mirror": ({"probability": args.mirror, "mirrored": mirror.mirrored, "eligible": mirror.seen}
                        if mirror else None),
             "steps": step, "planned_steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "lora_lr": args.lora_lr,
@@ -207,6 +234,9 @@ def _save_factory(args, previous, overrides, peft_model, processor, log, start, 
             "train_minutes": round(minutes, 1), "final_loss_mean_last_50": float(np.mean(log[-50:])),
             "loss_curve_every_20": [round(float(np.mean(log[i:i + 20])), 4) for i in range(0, len(log), 20)],
         }
+        if grounding_log:  # the grounding term alone (the loss above includes it, weighted)
+            recipe["grounding_loss_curve_every_20"] = [round(float(np.mean(grounding_log[i:i + 20])), 4)
+                                                       for i in range(0, len(grounding_log), 20)]
         if previous:  # a continuation: keep the history of the runs before it
             recipe["continued_from"] = {k: v for k, v in previous.items() if k not in ("motion_mean", "motion_std")}
             recipe["total_steps"] = previous.get("total_steps", previous["steps"]) + step

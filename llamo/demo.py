@@ -80,8 +80,9 @@ def build_untrained(output_dir=None, motion_mean=None, motion_std=None, seed=0, 
     return build_llamo_from_parts(output_dir=output_dir, seed=seed, **kwargs)
 
 
-#: `LlamoConfig` switches that change how key frames are picked but no weight: a continued run may set them anew.
-CONTINUABLE_SWITCHES = ("num_coverage_frames", "key_frame_exploration")
+#: `LlamoConfig` switches that change how key frames are picked, or trained to be, but no weight: a continued run
+#: may set them anew.
+CONTINUABLE_SWITCHES = ("num_coverage_frames", "key_frame_exploration", "key_frame_grounding_weight")
 
 
 def recipe_config_overrides(recipe: dict) -> dict:

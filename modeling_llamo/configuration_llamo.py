@@ -64,6 +64,11 @@ class LlamoConfig(PreTrainedConfig):
             the stretch its words name, so a question about what comes *after* that stretch, or about a quiet one
             (a turn, a walk), can end up with no key frame on the moments it asks about. `"uniform"` selection is
             C = K.
+        key_frame_grounding_weight (`float`, defaults to 0.0):
+            Training only, ours (the paper learns selection from the answer loss alone): weight of an auxiliary
+            loss, `-log` of the share of the E6 scores `s_j` that falls on the frames a label says the question is
+            about (`key_frame_targets`, e.g. the asked and named segments of a BABEL-QA question). E6's
+            straight-through gradient only reaches frames already picked; this one reaches every frame's score.
         use_enhancer (`bool`, defaults to `True`):
             Whether the Motion Feature Enhancer (E3-E4) runs; without it video is not fused into motion.
         use_adaptive_context (`bool`, defaults to `True`):
@@ -119,6 +124,7 @@ class LlamoConfig(PreTrainedConfig):
     frame_selection: str = "text_guided"
     key_frame_exploration: float = 0.0
     num_coverage_frames: int = 0
+    key_frame_grounding_weight: float = 0.0
     use_enhancer: bool = True
     use_adaptive_context: bool = True
     use_bidirectional_fusion: bool = True
@@ -161,6 +167,7 @@ class LlamoConfig(PreTrainedConfig):
         )
         require(self.estimator_loss_weight >= 0, "`estimator_loss_weight` must be >= 0.")
         require(self.key_frame_exploration >= 0, "`key_frame_exploration` must be >= 0.")
+        require(self.key_frame_grounding_weight >= 0, "`key_frame_grounding_weight` must be >= 0.")
         require(
             0 <= self.num_coverage_frames <= self.num_key_frames,
             f"`num_coverage_frames` must be in [0, num_key_frames = {self.num_key_frames}], got "

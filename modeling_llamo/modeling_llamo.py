@@ -114,18 +114,39 @@ class LlamoModelOutputWithPast(BaseModelOutputWithPast):
 
 @dataclass
 class LlamoCausalLMOutputWithPast(CausalLMOutputWithPast):
-    """[`CausalLMOutputWithPast`] plus what the question selected: see [`LlamoMediaOutput`]."""
+    """[`CausalLMOutputWithPast`] plus what the question selected: see [`LlamoMediaOutput`]; and `grounding_loss`,
+    [`key_frame_grounding_loss`] (unweighted) when `key_frame_targets` were given and the config weighs it."""
 
     key_frame_indices: torch.LongTensor | None = None
     evenly_spaced_key_frames: torch.BoolTensor | None = None
     frame_scores: torch.FloatTensor | None = None
     window_radii: torch.FloatTensor | None = None
     estimator_loss: torch.FloatTensor | None = None
+    grounding_loss: torch.FloatTensor | None = None
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # Building blocks shared by every stream
 # ----------------------------------------------------------------------------------------------------------------
+
+
+def key_frame_grounding_loss(frame_scores, key_frame_targets):
+    """`-log` of the share of each clip's E6 scores on its target frames, averaged over the clips that have any
+    (`LlamoConfig.key_frame_grounding_weight`); None when none has. Top-K selection ranks frames by these scores,
+    so raising their share on the target raises the chance that the key frames land there.
+
+    Args:
+        frame_scores: `(num_clips, T)` scores `s_j`, 0 on padding.
+        key_frame_targets: `(num_clips, T')` 1 on the frames the question is about; padded or cut to T.
+    """
+    num_frames = frame_scores.shape[1]
+    targets = key_frame_targets.to(frame_scores.device, frame_scores.dtype)[:, :num_frames]
+    targets = F.pad(targets, (0, num_frames - targets.shape[1]))
+    has_target = targets.sum(-1) > 0
+    if not bool(has_target.any()):
+        return None
+    share = (frame_scores * targets).sum(-1) / frame_scores.sum(-1).clamp_min(torch.finfo(frame_scores.dtype).tiny)
+    return -share[has_target].clamp_min(1e-6).log().mean()
 
 
 def masked_attention(query, key, value, key_mask=None, attn_bias=None):
@@ -885,6 +906,7 @@ class LlamoForConditionalGeneration(LlamoPreTrainedModel, GenerationMixin):
         frame_timestamps: torch.FloatTensor | None = None,
         guidance_mask: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
+        key_frame_targets: torch.Tensor | None = None,
         use_cache: bool | None = None,
         logits_to_keep: int | torch.Tensor = 0,
         **kwargs,
@@ -892,6 +914,10 @@ class LlamoForConditionalGeneration(LlamoPreTrainedModel, GenerationMixin):
         r"""
         labels (`torch.LongTensor` of shape `(batch_size, seq_len)`, *optional*):
             Next-token targets; -100 on prompt and placeholder positions so only answers are learned (E13).
+        key_frame_targets (`torch.Tensor` of shape `(num_clips, frames)`, *optional*):
+            1 on the frames of each clip's timeline that the question is about (`LlamoDataCollator(...,
+            key_frame_targets=True)` builds them); with labels and `config.key_frame_grounding_weight > 0` they add
+            `key_frame_grounding_loss` to the loss.
         See [`LlamoModel.forward`] for the media arguments.
         """
         outputs = self.model(
@@ -918,6 +944,11 @@ class LlamoForConditionalGeneration(LlamoPreTrainedModel, GenerationMixin):
             loss = self.answer_loss(hidden_states, labels, **kwargs)
             if outputs.estimator_loss is not None:
                 loss = loss + self.config.estimator_loss_weight * outputs.estimator_loss
+        grounding_loss = None
+        if key_frame_targets is not None and outputs.frame_scores is not None and self.config.key_frame_grounding_weight > 0:
+            grounding_loss = key_frame_grounding_loss(outputs.frame_scores, key_frame_targets)
+            if loss is not None and grounding_loss is not None:
+                loss = loss + self.config.key_frame_grounding_weight * grounding_loss
         return LlamoCausalLMOutputWithPast(
             loss=loss,
             logits=logits,
@@ -929,6 +960,7 @@ class LlamoForConditionalGeneration(LlamoPreTrainedModel, GenerationMixin):
             frame_scores=outputs.frame_scores,
             window_radii=outputs.window_radii,
             estimator_loss=outputs.estimator_loss,
+            grounding_loss=grounding_loss,
         )
 
     def answer_loss(self, hidden_states: torch.Tensor, labels: torch.LongTensor, **kwargs) -> torch.Tensor:

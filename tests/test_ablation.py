@@ -180,6 +180,34 @@ def test_key_frame_placement_reads_where_the_key_frames_fall(suite_and_checkpoin
     assert set(selection["coverage_frame_indices"]) == set(selection["key_frame_indices"])
 
 
+def test_count_probe_reads_the_asked_segment_the_key_frames_and_the_clip(suite_and_checkpoint):
+    """The probe's "asked segment" features are the clip's own when the clip is that one segment and differ when
+    it holds others; the key-frame features are the K outputs the projector receives; the table has one row per
+    feature set with rates in [0, 1]."""
+    from llamo import inference
+    from llamo.evaluation.harness import LlamoPredictor
+    from llamo.evaluation.suite import _probe_features, count_probe, question_segments
+
+    data, checkpoint = suite_and_checkpoint
+    predictor = LlamoPredictor(*inference.load(checkpoint), max_new_tokens=4, batch_size=5)
+    found = question_segments(data)
+    counting = sample_items(data, "train", 90)[1]
+    features = _probe_features(predictor, counting, 30.0, found)
+    assert features["key frames"].shape == (len(counting), 4 * predictor.model.config.hidden_size)
+    lengths = set()
+    for row, item in enumerate(counting):
+        alone = len(found[item.id]["segments"]) == 1
+        lengths.add(alone)
+        assert torch.equal(features["asked segment"][row], features["whole clip"][row]) == alone, item.id
+    assert lengths == {True, False}
+    assert features["count"].tolist() == [float(item.answer) for item in counting]
+    rows = [line.strip("| ").split(" | ") for line in count_probe(predictor, data, ["train", "test"], train_limit=20,
+                                                                   limit=30).splitlines()[4:]]
+    assert [row[:2] for row in rows] == [[split, name] for name in ("key frames", "asked segment", "whole clip")
+                                         for split in ("train", "test")]
+    assert all(0 <= float(row[4]) <= float(row[3]) <= 1 for row in rows)
+
+
 def test_retrain_reuses_only_the_finished_run_of_the_same_variant(tmp_path):
     """`--retrain` skips training when a variant's folder already holds weights; those must be that variant's
     finished run, or its row would report another model."""

@@ -149,6 +149,29 @@ def test_count_answers_words_spells_out_the_counting_targets_only(tmp_path):
         train_demo.training_conversations(str(tmp_path), "motion", count_answers="roman")
 
 
+def test_repeat_shows_every_question_of_a_type_that_many_times(tmp_path):
+    """`train_demo.py --repeat query_count=3`: each counting question three times, every other question once."""
+    import collections
+    import json
+
+    generate_suite(tmp_path, num_sequences=6, seed=2)
+    train_demo = load_example("train_demo")
+    once = train_demo.training_conversations(str(tmp_path), "motion")
+    weighted = train_demo.training_conversations(str(tmp_path), "motion", repeat={"query_count": 3})
+
+    def tally(rows):
+        return collections.Counter((json.loads(row["metadata"])["query_type"], json.loads(row["metadata"])["question_id"])
+                                   for row in rows)
+
+    before, after = tally(once), tally(weighted)
+    assert any(query_type == "query_count" for query_type, _ in before)
+    assert after == {key: n * (3 if key[0] == "query_count" else 1) for key, n in before.items()}
+    with pytest.raises(ValueError, match="whole number"):
+        train_demo.training_conversations(str(tmp_path), "motion", repeat={"query_count": 0})
+    with pytest.raises(ValueError, match="no 'query_speed'"):
+        train_demo.training_conversations(str(tmp_path), "motion", repeat={"query_speed": 2})
+
+
 def test_the_video_suite_holds_the_same_questions_as_the_motion_suite(tmp_path):
     """`demo.suite_for("video")` is the demo suite rendered: same seed, so the same motions and questions (the
     video rows and the motion rows of the README are on the same items), videos at `DEMO_VIDEO_SIZE` px."""

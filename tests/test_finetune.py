@@ -261,6 +261,37 @@ def load_conversations_from_rows(folder, motion_block):
     return load_conversations(str(folder / "y.jsonl"))[0]
 
 
+def test_collator_builds_key_frame_targets_from_the_questions_segments(tmp_path, processor):
+    """`babel_qa_conversations(focus=True)` + `LlamoDataCollator(key_frame_targets=True)`: 1 exactly on the valid
+    timeline frames inside the spans of the segments a question is about, 0 on padding and for questions that name
+    no segment (descriptions); the model's grounding loss reads them."""
+    from llamo.data.motion_qa import generate_suite
+
+    generate_suite(tmp_path, num_sequences=8, seed=1)
+    rows = babel_qa_conversations(str(tmp_path), "train", representation="joints22", focus=True)
+    concepts = json.loads((tmp_path / "motion_concepts.json").read_text())
+    chosen = [row for row in rows if "focus_seconds" in json.loads(row["metadata"])][:5]
+    chosen.append(next(row for row in rows if json.loads(row["metadata"])["query_type"] == "query_description"))
+    assert "focus_seconds" not in json.loads(chosen[-1]["metadata"])
+    batch = LlamoDataCollator(processor, key_frame_targets=True)(chosen)
+    targets, times, valid = batch["key_frame_targets"], batch["frame_timestamps"], batch["motion_mask"].bool()
+    assert targets.shape == times.shape
+    for row, example in enumerate(chosen):
+        metadata = json.loads(example["metadata"])
+        segments = concepts[metadata["babel_id"]]
+        for t in range(times.shape[1]):
+            inside = any(start <= float(times[row, t]) < end for start, end in metadata.get("focus_seconds", []))
+            assert targets[row, t] == float(inside and bool(valid[row, t])), (row, t)
+        if "focus_seconds" in metadata:
+            assert all(any(abs(start - s["start_f"] / 30.0) < 1e-9 for s in segments)
+                       for start, _ in metadata["focus_seconds"])  # spans are the suite's segments
+            assert targets[row].sum() > 0
+    assert targets[-1].sum() == 0
+    model = tiny_model(processor, key_frame_grounding_weight=1.0)
+    out = model(**batch)
+    assert out.grounding_loss is not None and torch.isfinite(out.loss)
+
+
 def test_score_answer():
     metadata = {"query_type": "query_action", "answer": "walk"}
     assert score_answer("The person is walking.", "walk", metadata)
@@ -334,6 +365,28 @@ def test_finetune_script_mirrors_on_request(workspace, tmp_path):
     assert isinstance(mirror, MirrorMotion) and mirror.mirrored == mirror.seen > 0
     with pytest.raises(ValueError, match="probability"):
         finetune.main(common + ["--mirror_probability", "2"])
+
+
+def test_finetune_script_trains_the_key_frame_grounding_on_babel_qa(workspace, tmp_path):
+    from llamo.data.motion_qa import generate_suite
+
+    suite = tmp_path / "suite"
+    generate_suite(suite, num_sequences=8, seed=1)
+    finetune = load_example("finetune")
+    common = ["--model", str(workspace / "tiny"), "--dataset", "babel_qa", "--dataset_root", str(suite),
+              "--eval_split", "", "--max_steps", "1", "--per_device_train_batch_size", "4", "--lora_r", "4",
+              "--disable_tqdm", "true", "--dataloader_num_workers", "0", "--generation_eval_samples", "0",
+              "--output_dir", str(tmp_path / "run")]
+    trainer = finetune.main(common + ["--key_frame_grounding", "0.5", "--stop_after_steps", "1"])
+    assert trainer.data_collator.key_frame_targets
+    assert trainer.model.base_model.model.config.key_frame_grounding_weight == 0.5
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(4)])
+    assert batch["key_frame_targets"].sum() > 0
+    with pytest.raises(ValueError, match="no BABEL-QA questions in split 'test'"):
+        finetune.main(common[:-2] + ["--eval_split", "test", "--output_dir", str(tmp_path / "empty")])
+    with pytest.raises(SystemExit, match="babel_qa"):
+        finetune.main(["--model", str(workspace / "tiny"), "--train_file", str(workspace / "data" / "train.jsonl"),
+                       "--key_frame_grounding", "0.5", "--output_dir", str(tmp_path / "bad")])
 
 
 def test_alignment_stage_trains_new_modules_only(processor):

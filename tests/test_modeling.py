@@ -48,6 +48,7 @@ def test_config_defaults_reproduce_the_paper():
         ({"motion_token_id": 500}, "motion_token_id"),
         ({"estimator_loss_weight": -1.0}, "estimator_loss_weight"),
         ({"key_frame_exploration": -0.5}, "key_frame_exploration"),
+        ({"key_frame_grounding_weight": -0.1}, "key_frame_grounding_weight"),
     ],
 )
 def test_invalid_config_raises(overrides, message):
@@ -265,6 +266,40 @@ def test_outputs_mark_the_evenly_spaced_key_frames():
 def test_coverage_frames_cannot_outnumber_the_key_frames():
     with pytest.raises(ValueError, match="num_coverage_frames"):
         tiny_config(num_key_frames=4, num_coverage_frames=5)
+
+
+def test_grounding_loss_is_minus_log_the_score_share_on_the_target_frames():
+    from modeling_llamo.modeling_llamo import key_frame_grounding_loss
+
+    scores = torch.tensor([[0.1, 0.3, 0.4, 0.2, 0.0], [0.25, 0.25, 0.25, 0.25, 0.0], [0.5, 0.5, 0.0, 0.0, 0.0]])
+    targets = torch.tensor([[0, 1, 1, 0], [1, 0, 0, 0], [0, 0, 0, 0]])  # shorter than T: padded; clip 3 has none
+    expected = -(torch.log(torch.tensor(0.7)) + torch.log(torch.tensor(0.25))) / 2
+    torch.testing.assert_close(key_frame_grounding_loss(scores, targets), expected)
+    assert key_frame_grounding_loss(scores, torch.zeros(3, 5)) is None
+
+
+def test_grounding_loss_is_weighted_into_the_loss_and_reaches_every_frames_score(model):
+    """With `key_frame_grounding_weight` the loss gains `w * grounding_loss`, whose gradient alone (no answer loss
+    back-propagated) trains W_Q and W_K."""
+    config = tiny_config(key_frame_grounding_weight=0.5)
+    torch.manual_seed(0)
+    grounded = LlamoForConditionalGeneration(config).train()
+    ids = torch.tensor([make_prompt()])
+    media = clip_inputs(frames=12)
+    targets = torch.zeros(1, 12)
+    targets[0, 3:7] = 1
+    plain = grounded(input_ids=ids, labels=ids, **media)
+    assert plain.grounding_loss is None  # no targets, no term
+    out = grounded(input_ids=ids, labels=ids, key_frame_targets=targets, **media)
+    torch.testing.assert_close(out.loss, plain.loss + 0.5 * out.grounding_loss)
+    share = (out.frame_scores[0, 3:7].sum() / out.frame_scores[0].sum()).detach()
+    torch.testing.assert_close(out.grounding_loss.detach(), -share.log())
+    (0.5 * out.grounding_loss).backward()
+    talker = grounded.model.cross_talker
+    assert talker.w_q.weight.grad.abs().sum() > 0 and talker.w_k.weight.grad.abs().sum() > 0
+    # Off by default: the same targets change nothing.
+    torch.testing.assert_close(model(input_ids=ids, labels=ids, key_frame_targets=targets, **media).loss,
+                               model(input_ids=ids, labels=ids, **media).loss)
 
 
 def test_text_guided_selection_follows_the_question(model):

@@ -218,6 +218,32 @@ def test_suite_layout_and_loader(suite):
     assert {"question", "answer", "query_type", "relation_type", "babel_id", "program", "question_id"} <= set(first)
 
 
+def test_question_focus_is_the_asked_and_the_named_segments(suite):
+    """`question_focus_seconds`: a question about what comes after the squats is about the squats and the next
+    segment; one with no relation (counting too) about its own segment; a description names none."""
+    root, _ = suite
+    questions = json.loads((root / "questions.json").read_text())
+    concepts = json.loads((root / "motion_concepts.json").read_text())
+    focus = mqa.question_focus_seconds(root)
+    offsets = {"no_relation": [0], "before": [-1, 0], "after": [0, 1]}
+    seen = set()
+    for question_id, question in questions.items():
+        if question["query_type"] == "query_description":
+            assert question_id not in focus
+            continue
+        first = question["filter_answer_0"]
+        named = sorted([first, question.get("filter_answer_1", first)])  # in between: named in either order
+        chosen = (range(named[0], named[1] + 1) if question["relation_type"] == "in_between"
+                  else [first + offset for offset in offsets[question["relation_type"]]])
+        segments = concepts[question["babel_id"]]
+        expected = [[segments[i]["start_f"] / 30.0, segments[i]["end_f"] / 30.0] for i in chosen]
+        if question["relation_type"] == "in_between":  # the two named ones and the one between them
+            assert len(expected) == 3
+        assert focus[question_id] == expected, question_id
+        seen.add((question["query_type"], question["relation_type"]))
+    assert ("query_count", "no_relation") in seen and ("query_action", "after") in seen
+
+
 def test_motion_files_match_the_sample(suite, tmp_path):
     root, _ = suite
     folder = root / "motion_sequences" / "000003"

@@ -207,6 +207,7 @@ def babel_qa_conversations(
     on_error: str = "raise",
     use_motion: bool = True,
     count_answers: str = "digits",
+    focus: bool = False,
 ):
     """BABEL-QA questions as conversation rows, read with `llamo.data.motion_qa.load_babel_qa` (the evaluation
     harness's loader, so training and evaluation see the same questions).
@@ -218,8 +219,11 @@ def babel_qa_conversations(
     `relation_type` and the gold `answer`, so generation-based evaluation scores with BABEL-QA's closed vocabularies.
     `count_answers="words"` spells the target of a counting question out ("7" -> "seven",
     `llamo.evaluation.answers.count_in_words`); the metadata keeps the gold answer as written in the suite.
+    `focus=True` adds `focus_seconds` to the metadata of every question that names a segment: the `[start, end)`
+    spans of the segments it is about (`llamo.data.motion_qa.question_focus_seconds`), which
+    `LlamoDataCollator(key_frame_targets=True)` turns into the key-frame grounding loss's targets.
     """
-    from .motion_qa import load_babel_qa
+    from .motion_qa import load_babel_qa, question_focus_seconds
 
     if representation == "humanml3d_263":
         raise ValueError("BABEL-QA has SMPL poses and joints, not HumanML3D 263-d features; use another representation.")
@@ -227,6 +231,7 @@ def babel_qa_conversations(
         raise ValueError("babel_qa_conversations: a question needs its motion, its video or both.")
     if count_answers not in COUNT_ANSWER_STYLES:
         raise ValueError(f"count_answers must be one of {COUNT_ANSWER_STYLES}, got {count_answers!r}")
+    focus_seconds = question_focus_seconds(root, fps=BABEL_QA_FPS) if focus else {}
     rows = []
     for item in load_babel_qa(root, split):
         item = _as_dict(item)
@@ -241,6 +246,8 @@ def babel_qa_conversations(
             raise FileNotFoundError(f"Question {item['question_id']} ({root}) has no rendered video for a video-only row.")
         metadata = {key: item.get(key) for key in ("query_type", "relation_type", "answer", "babel_id", "question_id")}
         metadata["dataset"] = "babel_qa"
+        if item["question_id"] in focus_seconds:
+            metadata["focus_seconds"] = focus_seconds[item["question_id"]]
         rows.append({
             "id": f"babel_qa/{split}/{item['question_id']}",
             "messages": [
@@ -249,6 +256,9 @@ def babel_qa_conversations(
             ],
             "metadata": json.dumps(metadata, default=str),
         })
+    if not rows:
+        raise ValueError(f"{root} holds no BABEL-QA questions in split {split!r} (a small suite can leave a split "
+                         "empty); pick another split.")
     return records_to_dataset(rows, on_error=on_error)
 
 

@@ -356,6 +356,10 @@ class LlamoDataCollator:
             with `dataloader_num_workers=0`, since workers hold their own copy).
         augment: a training-time augmentation, chat messages -> chat messages, applied to each conversation before
             encoding (e.g. `llamo.data.augment.MirrorMotion`).
+        key_frame_targets: also return `key_frame_targets` `(num_clips, T)`: 1 on the valid frames of each clip's
+            timeline that fall in its row's metadata `focus_seconds` spans (`babel_qa_conversations(...,
+            focus=True)`), for the model's key-frame grounding loss; all 0 for a row without spans. Rows must then
+            hold one clip each.
     """
 
     processor: object
@@ -365,6 +369,7 @@ class LlamoDataCollator:
     processor_kwargs: dict = field(default_factory=dict)
     record_ids: bool = False
     augment: Callable[[list[dict]], list[dict]] | None = None
+    key_frame_targets: bool = False
     seen_ids: list = field(default_factory=list)
     skipped: list = field(default_factory=list)
 
@@ -391,6 +396,8 @@ class LlamoDataCollator:
         batch["labels"] = batch["input_ids"].masked_fill(~answer_mask, -100)
         if not bool(answer_mask.any()):
             raise ValueError("No answer tokens in this batch (answers truncated away?); nothing to learn from.")
+        if self.key_frame_targets:
+            batch["key_frame_targets"] = focus_targets(examples, batch)
         return batch
 
     def __call__(self, examples: list[dict]):
@@ -434,6 +441,26 @@ class LlamoDataCollator:
         if not failures:  # each alone works, together they don't: not a media problem
             raise batch_error
         return good, failures
+
+
+def focus_targets(examples: list[dict], batch) -> torch.Tensor:
+    """`(num_clips, T)` float: 1 where a clip's timeline (`frame_timestamps`, valid frames only) falls in one of
+    its row's `focus_seconds` `[start, end)` spans (in the row's JSON metadata); one clip per row."""
+    times = batch["frame_timestamps"]
+    if times.shape[0] != len(examples):
+        raise ValueError(f"key_frame_targets needs one clip per row; {len(examples)} rows hold {times.shape[0]} clips.")
+    valid = torch.zeros(times.shape, dtype=torch.bool)
+    for name in ("motion_mask", "frame_mask"):  # a clip's timeline: its motion's frames, else its video's
+        if batch.get(name) is not None:
+            mask = torch.as_tensor(batch[name]).bool()
+            valid[:, : mask.shape[1]] |= mask
+    targets = torch.zeros(times.shape, dtype=torch.float32)
+    for row, example in enumerate(examples):
+        metadata = example.get("metadata") or "{}"
+        metadata = json.loads(metadata) if isinstance(metadata, str) else metadata
+        for start, end in metadata.get("focus_seconds") or []:
+            targets[row] += ((times[row] >= start) & (times[row] < end) & valid[row]).float()
+    return targets.clamp(max=1.0)
 
 
 def check_media(dataset, processor, on_error: str = "raise", default_motion_fps: float | None = None, processor_kwargs=None):

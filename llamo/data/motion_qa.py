@@ -1084,6 +1084,53 @@ def suite_has_videos(root: str | os.PathLike) -> bool:
         return bool(json.load(f).get("config", {}).get("render_videos"))
 
 
+# the segment a question asks about, from the segment its filter picks (questions.json's `filter_answer_0`)
+_ASKED_OFFSET = {"no_relation": 0, "before": -1, "after": 1}
+
+
+def _read_json(root, name):
+    with open(os.path.join(os.fspath(root), name), encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def question_segments(root: str | os.PathLike) -> dict[str, dict]:
+    """Question id -> `{"segments": its clip's segments (motion_concepts.json), "asked": the index of the segment
+    whose attribute the question asks for, "named": the indices of the segments its filter names, "relation":
+    no_relation / before / after / in_between}`, for the questions of a BABEL-QA-layout folder that filter on a
+    segment. The asked segment is the named one itself, the one before or after it, or the one in between two
+    (`filter_answer_0` and `filter_answer_1`)."""
+    questions = _read_json(root, "questions.json")
+    segments = _read_json(root, "motion_concepts.json")
+    found = {}
+    for question_id, question in questions.items():
+        first, relation = question.get("filter_answer_0"), question["relation_type"]
+        if first is None:
+            continue
+        if relation == "in_between":  # the segment between the two filtered ones
+            named = [first, question["filter_answer_1"]]
+            asked = sum(named) // 2
+        else:
+            named, asked = [first], first + _ASKED_OFFSET[relation]
+        found[question_id] = {"segments": segments[question["babel_id"]], "asked": asked, "named": named,
+                              "relation": relation}
+    return found
+
+
+def question_focus_seconds(root: str | os.PathLike, fps: float | None = None) -> dict[str, list[list[float]]]:
+    """Question id -> the `[start, end)` spans, in seconds of its motion, of the segments the question is about:
+    the one it asks about and the one(s) its filter names (a question about what comes after the squats needs
+    both). The frame rate of motion_concepts.json's frame numbers is `fps`, else metadata.json's, else 30."""
+    if fps is None:
+        metadata = os.path.join(os.fspath(root), "metadata.json")
+        fps = float(_read_json(root, "metadata.json").get("fps", 30.0)) if os.path.isfile(metadata) else 30.0
+    focus = {}
+    for question_id, found in question_segments(root).items():
+        chosen = sorted({found["asked"], *found["named"]})
+        focus[question_id] = [[found["segments"][i]["start_f"] / fps, found["segments"][i]["end_f"] / fps]
+                              for i in chosen]
+    return focus
+
+
 def load_babel_qa(root: str | os.PathLike, split: str | None = None, split_file: str | os.PathLike | None = None) -> list[BabelQAItem]:
     """Read a BABEL-QA-layout folder (the real benchmark or this suite) into :class:`BabelQAItem` s.
 

@@ -12,6 +12,7 @@ import json
 import os
 import random
 
+from ..data.motion_qa import question_segments
 from .harness import BabelQATask, CountingTask, load_babel_qa, run_evaluation
 from .metrics import paired_accuracy_difference
 
@@ -110,38 +111,6 @@ def paired_table(reference_label: str, reference_output: str, others: dict[str, 
     return "\n".join(lines)
 
 
-# the segment a question asks about, from the segment its filter picks (questions.json's `filter_answer_0`)
-_ASKED_OFFSET = {"no_relation": 0, "before": -1, "after": 1}
-
-
-def _load_suite_json(data, name):
-    with open(os.path.join(data, name), encoding="utf-8") as handle:
-        return json.load(handle)
-
-
-def question_segments(data) -> dict[str, dict]:
-    """Question id -> `{"segments": its clip's segments (motion_concepts.json), "asked": the index of the segment
-    whose attribute the question asks for, "named": the indices of the segments its filter names, "relation":
-    no_relation / before / after / in_between}`, for the questions of a motion-QA suite folder that filter on a
-    segment. The asked segment is the named one itself,
-    the one before or after it, or the one in between two (`filter_answer_0` and `filter_answer_1`)."""
-    questions = _load_suite_json(data, "questions.json")
-    segments = _load_suite_json(data, "motion_concepts.json")
-    found = {}
-    for question_id, question in questions.items():
-        first, relation = question.get("filter_answer_0"), question["relation_type"]
-        if first is None:
-            continue
-        if relation == "in_between":  # the segment between the two filtered ones
-            named = [first, question["filter_answer_1"]]
-            asked = sum(named) // 2
-        else:
-            named, asked = [first], first + _ASKED_OFFSET[relation]
-        found[question_id] = {"segments": segments[question["babel_id"]], "asked": asked, "named": named,
-                              "relation": relation}
-    return found
-
-
 def asked_segments(data) -> dict[str, tuple[str, int]]:
     """Question id -> (the action of the segment whose attribute the question asks for, the number of actions in
     its clip), from a motion-QA suite folder (`question_segments`)."""
@@ -218,7 +187,8 @@ def key_frame_placement(predictor, data, split: str, limit: int = 300, seed: int
     import torch
     from tqdm.auto import tqdm
 
-    fps = float(_load_suite_json(data, "metadata.json")["fps"])
+    with open(os.path.join(data, "metadata.json"), encoding="utf-8") as handle:
+        fps = float(json.load(handle)["fps"])
     found = question_segments(data)
     items = [item for item in sample_items(data, split, limit, seed, modality)[0] if item.id in found]
     by_relation: dict[str, list[tuple[float, float, float, float]]] = {}
@@ -256,6 +226,99 @@ def key_frame_placement(predictor, data, split: str, limit: int = 300, seed: int
     return "\n".join(lines)
 
 
+def _probe_features(predictor, items, fps, found, frames: int = 32):
+    """Per counting item: the Cross Talker's K key-frame features (what the projector hands the language model),
+    and the frame features it selects from (after the enhancer) on the asked segment and on the whole clip, each
+    resampled to `frames` steps; and the true counts."""
+    import torch
+    import torch.nn.functional as F
+    from tqdm.auto import tqdm
+
+    talker, seen = predictor.model.model.cross_talker, {}
+
+    def keep(module, args, output):
+        seen["frames"], seen["mask"], seen["key"] = args[0].detach(), args[1].bool(), output.key_features.detach()
+
+    def resample(features):  # (t, d) -> (frames, d); a segment cut to one frame repeats it
+        return F.interpolate(features.T[None].float(), size=frames, mode="linear", align_corners=True)[0].T.flatten()
+
+    handle = talker.register_forward_hook(keep)
+    out = {"key frames": [], "asked segment": [], "whole clip": [], "count": []}
+    try:
+        for start in tqdm(range(0, len(items), predictor.batch_size), desc="count probe", unit="batch"):
+            batch = items[start:start + predictor.batch_size]
+            inputs = predictor.model_inputs(batch)
+            with torch.inference_mode():
+                predictor.model(**inputs, logits_to_keep=1)
+            times = inputs["frame_timestamps"].cpu() * fps  # in the suite's frame numbers
+            for clip, item in enumerate(batch):
+                valid = seen["mask"][clip].cpu()
+                segment = found[item.id]["segments"][found[item.id]["asked"]]
+                on_segment = valid & (times[clip] >= segment["start_f"]) & (times[clip] < segment["end_f"])
+                if not bool(on_segment.any()):  # a segment shorter than the sampling step: its nearest frame
+                    middle = (segment["start_f"] + segment["end_f"]) / 2
+                    on_segment = torch.zeros_like(valid)
+                    on_segment[(times[clip] - middle).abs().masked_fill(~valid, float("inf")).argmin()] = True
+                features = seen["frames"][clip].cpu()
+                out["key frames"].append(seen["key"][clip].cpu().flatten().float())
+                out["asked segment"].append(resample(features[on_segment]))
+                out["whole clip"].append(resample(features[valid]))
+                out["count"].append(float(item.answer))
+    finally:
+        handle.remove()
+    if not out["count"]:
+        return None
+    return {name: torch.stack(values) if name != "count" else torch.tensor(values) for name, values in out.items()}
+
+
+def count_probe(predictor, data, splits=("test",), train_limit: int = 1500, limit: int = 300, seed: int = 0,
+                modality: str = "motion") -> str:
+    """Markdown: where the repetition count is lost. Ridge regressions (a linear read-out, refit for each feature
+    set) predict the count of the train split's first `train_limit` counting questions from (1) the K key-frame
+    features the language model receives, (2) the selectable frame features of the segment the question asks
+    about and (3) those of the whole clip, the ridge strength chosen on the val split; scored on each of `splits`'
+    counting questions (the ones `evaluate_split` asks: a third of `limit`) with OBO / exact / MAE. If (2) reads the
+    count and (1) does not, the count is in the features but the key frames do not carry it to the model."""
+    import torch
+
+    with open(os.path.join(data, "metadata.json"), encoding="utf-8") as handle:
+        fps = float(json.load(handle)["fps"])
+    found = question_segments(data)
+
+    def features(split, count_limit):
+        counting = sample_items(data, split, 3 * count_limit, seed, modality)[1][:count_limit]
+        return _probe_features(predictor, [item for item in counting if item.id in found], fps, found)
+
+    train, val = features("train", train_limit), features("val", 400)
+    scored = {split: features(split, max(1, limit // 3)) for split in splits}
+    if train is None or any(part is None for part in scored.values()):
+        raise ValueError(f"count_probe: {data} has no counting questions in its train split or one of {list(splits)}.")
+    chosen_on = f"strength chosen on {len(val['count'])} val questions" if val is not None else "no val questions: strength 100"
+    lines = [f"Ridge read-out of the count, fit on {len(train['count'])} train questions ({chosen_on}):", "",
+             "| split | features | width | OBO | exact | MAE (n) |", "|---|---|---|---|---|---|"]
+    mean_count = train["count"].mean()
+    for name in ("key frames", "asked segment", "whole clip"):
+        center, scale = train[name].mean(0), train[name].std(0) + 1e-6
+        x = ((train[name] - center) / scale).double()
+        gram = x @ x.T
+
+        def predict(part, strength):  # dual form: the train split is smaller than the feature width
+            alpha = torch.linalg.solve(gram + strength * torch.eye(len(x), dtype=torch.float64),
+                                       (train["count"] - mean_count).double())
+            inputs = ((part[name] - center) / scale).double()
+            return ((inputs @ x.T) @ alpha + mean_count).round().clamp(1, 12)
+
+        strength = 100.0
+        if val is not None:
+            strength = max((10.0 ** power for power in range(0, 6)),
+                           key=lambda s: ((predict(val, s) - val["count"]).abs() <= 1).double().mean().item())
+        for split, part in scored.items():
+            error = (predict(part, strength) - part["count"]).abs()
+            lines.append(f"| {split} | {name} | {x.shape[1]} | {(error <= 1).double().mean():.3f} | "
+                         f"{(error == 0).double().mean():.3f} | {error.mean():.2f} ({len(error)}) |")
+    return "\n".join(lines)
+
+
 def table_header(first_column: str = "split") -> str:
     columns = (first_column, *TABLE_COLUMNS)
     return "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns)
@@ -278,4 +341,4 @@ def table_row(label: str, result: dict) -> str:
 
 __all__ = ["CHOICE_TYPES", "MODALITIES", "PAIRED_MEASURES", "choice_correctness", "count_within_one",
            "error_breakdown", "evaluate_split", "key_frame_placement", "paired_table",
-           "question_segments", "sample_items", "table_header", "table_row"]
+           "question_segments", "sample_items", "table_header", "table_row", "count_probe"]
