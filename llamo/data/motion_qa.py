@@ -1116,13 +1116,19 @@ def question_segments(root: str | os.PathLike) -> dict[str, dict]:
     return found
 
 
+def suite_fps(root: str | os.PathLike, default: float = 30.0) -> float:
+    """The frame rate of a BABEL-QA-layout folder's frame numbers (motion_concepts.json): metadata.json's `fps`, else
+    `default` (the real benchmark's joints are at 30 fps)."""
+    if not os.path.isfile(os.path.join(os.fspath(root), "metadata.json")):
+        return float(default)
+    return float(_read_json(root, "metadata.json").get("fps", default))
+
+
 def question_focus_seconds(root: str | os.PathLike, fps: float | None = None) -> dict[str, list[list[float]]]:
     """Question id -> the `[start, end)` spans, in seconds of its motion, of the segments the question is about:
     the one it asks about and the one(s) its filter names (a question about what comes after the squats needs
     both). The frame rate of motion_concepts.json's frame numbers is `fps`, else metadata.json's, else 30."""
-    if fps is None:
-        metadata = os.path.join(os.fspath(root), "metadata.json")
-        fps = float(_read_json(root, "metadata.json").get("fps", 30.0)) if os.path.isfile(metadata) else 30.0
+    fps = suite_fps(root) if fps is None else fps
     focus = {}
     for question_id, found in question_segments(root).items():
         chosen = sorted({found["asked"], *found["named"]})

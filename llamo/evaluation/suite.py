@@ -12,7 +12,7 @@ import json
 import os
 import random
 
-from ..data.motion_qa import question_segments
+from ..data.motion_qa import question_segments, suite_fps
 from .harness import BabelQATask, CountingTask, load_babel_qa, run_evaluation
 from .metrics import paired_accuracy_difference
 
@@ -187,8 +187,7 @@ def key_frame_placement(predictor, data, split: str, limit: int = 300, seed: int
     import torch
     from tqdm.auto import tqdm
 
-    with open(os.path.join(data, "metadata.json"), encoding="utf-8") as handle:
-        fps = float(json.load(handle)["fps"])
+    fps = suite_fps(data)
     found = question_segments(data)
     items = [item for item in sample_items(data, split, limit, seed, modality)[0] if item.id in found]
     by_relation: dict[str, list[tuple[float, float, float, float]]] = {}
@@ -281,8 +280,7 @@ def count_probe(predictor, data, splits=("test",), train_limit: int = 1500, limi
     count and (1) does not, the count is in the features but the key frames do not carry it to the model."""
     import torch
 
-    with open(os.path.join(data, "metadata.json"), encoding="utf-8") as handle:
-        fps = float(json.load(handle)["fps"])
+    fps = suite_fps(data)
     found = question_segments(data)
 
     def features(split, count_limit):
