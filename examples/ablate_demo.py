@@ -6,7 +6,8 @@
 
 Variants (`VARIANTS`): the full model (text-guided selection of K=16 key frames, Motion Feature Enhancer on,
 motion input), uniform key frames instead of text-guided ones, half of them evenly spaced and half text-guided
-(`num_coverage_frames`) or none evenly spaced (the paper's plain top-K), the enhancer off, K in {4, 8, 32}, video
+(`num_coverage_frames`) or none evenly spaced (the paper's plain top-K), the question's picks at the top scores
+or at quantiles of the score mass (`key_frame_rule`), the enhancer off, K in {4, 8, 32}, video
 only / video + motion, and (`--retrain` only) text-guided selection trained with Gumbel exploration.
 
 Two ways to measure, and they answer different questions:
@@ -53,6 +54,10 @@ VARIANTS = {
         Variant("uniform", "uniform key frames instead of text-guided (E5-E6 off)", {"frame_selection": "uniform"}),
         Variant("coverage", "half the key frames evenly spaced, half text-guided", {"coverage_share": 0.5}),
         Variant("top_k", "the paper's plain top-K (no evenly spaced key frames)", {"coverage_share": 0.0}),
+        Variant("quantiles", "question-picked key frames at quantiles of the score mass (ours) instead of the "
+                "top scores", {"key_frame_rule": "score_quantiles"}),
+        Variant("top_scores", "question-picked key frames at the top scores (the paper's E6) instead of the score "
+                "quantiles", {"key_frame_rule": "top_k"}),
         Variant("no_enhancer", "Motion Feature Enhancer off (E3-E4)", {"use_enhancer": False}),
         Variant("k4", "K = 4 key frames", {"num_key_frames": 4}),
         Variant("k8", "K = 8 key frames", {"num_key_frames": 8}),

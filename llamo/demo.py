@@ -82,7 +82,7 @@ def build_untrained(output_dir=None, motion_mean=None, motion_std=None, seed=0, 
 
 #: `LlamoConfig` switches that change how key frames are picked, or trained to be, but no weight: a continued run
 #: may set them anew.
-CONTINUABLE_SWITCHES = ("num_coverage_frames", "key_frame_exploration", "key_frame_grounding_weight")
+CONTINUABLE_SWITCHES = ("num_coverage_frames", "key_frame_rule", "key_frame_exploration", "key_frame_grounding_weight")
 
 
 def recipe_config_overrides(recipe: dict) -> dict:

@@ -11,6 +11,7 @@ from transformers import AutoConfig
 from transformers.configuration_utils import PreTrainedConfig, SubConfigSpec
 
 FRAME_SELECTION_MODES = ("text_guided", "uniform")
+KEY_FRAME_RULES = ("top_k", "score_quantiles")
 MOTION_ENCODER_TYPES = ("transformer", "conv")
 
 
@@ -64,6 +65,13 @@ class LlamoConfig(PreTrainedConfig):
             the stretch its words name, so a question about what comes *after* that stretch, or about a quiet one
             (a turn, a walk), can end up with no key frame on the moments it asks about. `"uniform"` selection is
             C = K.
+        key_frame_rule (`str`, defaults to `"top_k"`):
+            How text-guided selection turns the E6 scores into the K - C question-picked key frames. `"top_k"`: the
+            paper's, the highest scores. `"score_quantiles"` (ours): the frames at K - C evenly spaced quantiles of
+            the clip's score mass, i.e. spread over the moments in proportion to their share of the scores. Top-K
+            bunches the picks on a few peaks; a count needs the asked stretch sampled from end to end, which
+            quantiles give wherever the scores put their mass (and they fall back to even spacing when scores are
+            flat). Distinct frames, in time order, either way.
         key_frame_grounding_weight (`float`, defaults to 0.0):
             Training only, ours (the paper learns selection from the answer loss alone): weight of an auxiliary
             loss, `-log` of the share of the E6 scores `s_j` that falls on the frames a label says the question is
@@ -124,6 +132,7 @@ class LlamoConfig(PreTrainedConfig):
     frame_selection: str = "text_guided"
     key_frame_exploration: float = 0.0
     num_coverage_frames: int = 0
+    key_frame_rule: str = "top_k"
     key_frame_grounding_weight: float = 0.0
     use_enhancer: bool = True
     use_adaptive_context: bool = True
@@ -160,6 +169,15 @@ class LlamoConfig(PreTrainedConfig):
         require(
             self.frame_selection in FRAME_SELECTION_MODES,
             f"`frame_selection` must be one of {FRAME_SELECTION_MODES}, got {self.frame_selection!r}.",
+        )
+        require(
+            self.key_frame_rule in KEY_FRAME_RULES,
+            f"`key_frame_rule` must be one of {KEY_FRAME_RULES}, got {self.key_frame_rule!r}.",
+        )
+        require(
+            self.key_frame_exploration == 0 or self.key_frame_rule == "top_k",
+            "`key_frame_exploration` perturbs the ranking of `key_frame_rule=\"top_k\"`; "
+            f"`{self.key_frame_rule}` has no ranking to perturb: set it to 0.",
         )
         require(
             self.motion_encoder_type in MOTION_ENCODER_TYPES,

@@ -379,6 +379,27 @@ def uniform_frame_indices(frame_mask, num_key_frames):
     return torch.gather(order, 1, ranks)
 
 
+def score_quantile_indices(scores, eligible, count):
+    """`key_frame_rule="score_quantiles"`: per clip, the eligible frames where the cumulative share of the scores
+    passes `(k + 0.5) / count`, k = 0..count-1, made distinct and kept in time order (a frame holding more
+    than one quantile's mass passes the extra picks to its neighbours). Flat or zero scores give evenly spaced
+    frames. Needs >= `count` eligible frames per clip (the caller falls back to even spacing otherwise)."""
+    order, lengths = valid_frame_order(eligible)
+    mass = torch.gather(scores.float() * eligible.float(), 1, order)  # eligible frames first, in time order
+    cumulative = mass.cumsum(-1)
+    total = cumulative[:, -1:]
+    even = (torch.arange(1, scores.shape[1] + 1, device=scores.device).float()[None, :]
+            / lengths[:, None].clamp(min=1).float()).clamp(max=1.0)
+    cumulative = torch.where(total > 0, cumulative / total.clamp_min(torch.finfo(torch.float32).tiny), even)
+    steps = torch.arange(count, device=scores.device)
+    targets = ((steps.float() + 0.5) / count).expand(scores.shape[0], count).contiguous()
+    positions = torch.searchsorted(cumulative.contiguous(), targets, right=True)  # frame whose [lo, hi) holds it
+    # Strictly increasing positions: lift each past its predecessor, then keep room for the ones after it.
+    positions = torch.cummax(positions - steps, dim=-1).values + steps
+    positions = torch.minimum(positions, lengths[:, None] - count + steps).clamp(min=0)
+    return torch.gather(order, 1, positions)
+
+
 def frame_ranks(frame_mask):
     """Position of each frame among its clip's valid frames (0..n-1); padding frames get -1."""
     mask = frame_mask.bool()
@@ -426,8 +447,9 @@ class LlamoCrossTalker(nn.Module):
         return torch.where(has_text[:, None], scores, uniform).masked_fill(~frame_mask.bool(), 0.0), has_text
 
     def select_key_frames(self, scores, frame_mask, has_text):
-        """E6: top-K valid frames by score, in time order (while training, perturbed by `key_frame_exploration`).
-        With `num_coverage_frames` C > 0, C of them are evenly spaced and the top K - C come from the other frames.
+        """E6: top-K valid frames by score, in time order (while training, perturbed by `key_frame_exploration`;
+        with `key_frame_rule="score_quantiles"`, the frames at K evenly spaced quantiles of the score mass instead).
+        With `num_coverage_frames` C > 0, C of them are evenly spaced and the other K - C are picked from the rest.
         Fewer than K valid frames: all, repeated in order.
 
         Returns `(indices, evenly_spaced)`, both `(N, K)`: the key frames and which of them are evenly spaced
@@ -447,17 +469,23 @@ class LlamoCrossTalker(nn.Module):
             gumbel = -torch.log(-torch.log(uniform_noise))
             log_scores = scores.clamp_min(torch.finfo(scores.dtype).tiny).log()
             ranking = log_scores + self.config.key_frame_exploration * gumbel
-        masked = ranking.masked_fill(~frame_mask.bool(), float("-inf"))
+        eligible = frame_mask.bool()
         if num_coverage > 0:
             # Evenly spaced frames are distinct once a clip has >= K valid frames (the only clips that use `top`).
             coverage = uniform_frame_indices(frame_mask, num_coverage)
-            masked = masked.scatter(1, coverage, float("-inf"))
-            top = torch.cat([coverage, masked.topk(self.num_key_frames - num_coverage, dim=-1).indices], dim=-1)
+            eligible = eligible.scatter(1, coverage, False)
+        num_picked = self.num_key_frames - num_coverage
+        if self.config.key_frame_rule == "score_quantiles":
+            picked = score_quantile_indices(scores, eligible, num_picked)
+        else:
+            picked = ranking.masked_fill(~eligible, float("-inf")).topk(num_picked, dim=-1).indices
+        if num_coverage > 0:
+            top = torch.cat([coverage, picked], dim=-1)
             is_coverage = torch.arange(self.num_key_frames, device=top.device) < num_coverage
             top, order = top.sort(dim=-1)
             top_evenly_spaced = is_coverage[order]
         else:
-            top = masked.topk(self.num_key_frames, dim=-1).indices.sort(dim=-1).values
+            top = picked.sort(dim=-1).values
             top_evenly_spaced = torch.zeros_like(all_evenly_spaced)
         use_top = ((frame_mask.bool().sum(-1) >= self.num_key_frames) & has_text)[:, None]
         return torch.where(use_top, top, uniform), torch.where(use_top, top_evenly_spaced, all_evenly_spaced)

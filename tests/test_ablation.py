@@ -61,6 +61,11 @@ def test_variants_flip_the_switches_they_name(suite_and_checkpoint):
     assert coverage.model.config.num_coverage_frames == 2 and k8.model.config.num_coverage_frames == 0
     uniform = ablate.load_variant(checkpoint, ablate.VARIANTS["uniform"], batch_size=2)
     assert uniform.model.config.frame_selection == "uniform"
+    quantiles = ablate.load_variant(checkpoint, ablate.VARIANTS["quantiles"], batch_size=2)
+    assert quantiles.model.config.key_frame_rule == "score_quantiles" and full.model.config.key_frame_rule == "top_k"
+    with torch.no_grad():  # the rule changes which frames are picked, not what the model can take
+        picked = quantiles.model(**quantiles.model_inputs(choice)).key_frame_indices
+    assert picked.shape == (len(choice), 4) and (picked.diff(dim=-1) > 0).all()
     # The trained weights are the checkpoint's in every variant (only the switches differ).
     torch.testing.assert_close(uniform.model.model.cross_talker.w_q.weight, full.model.model.cross_talker.w_q.weight)
 

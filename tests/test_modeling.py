@@ -238,6 +238,49 @@ def test_coverage_frames_are_evenly_spaced_and_the_rest_follow_the_scores(traini
     assert evenly_spaced[1].all() and evenly_spaced[0].sum() == 2
 
 
+def test_score_quantile_key_frames_spread_over_the_score_mass():
+    """`key_frame_rule="score_quantiles"`: the question-picked frames sit at evenly spaced quantiles of the score
+    mass: spread evenly over a stretch holding all of it (where top-K would bunch on its peaks), evenly over the
+    clip when scores are flat or zero, distinct and in time order even when one frame holds most of the mass, and
+    never on padding or on a coverage frame."""
+    from modeling_llamo.modeling_llamo import LlamoCrossTalker, score_quantile_indices, uniform_frame_indices
+
+    frame_mask = torch.ones(4, 40, dtype=torch.long)
+    frame_mask[3, 24:] = 0
+    scores = torch.full((4, 40), 1e-9)
+    scores[0, 20:32] = 1.0  # all the mass on frames 20-31, flat there
+    scores[0, 27] = 1.0 + 1e-3  # a tiny peak: top-K's favourite, irrelevant to quantiles
+    scores[1] = 0.0  # no mass at all: evenly spaced
+    scores[2, 5] = 100.0  # one frame holds nearly all: it and its right-hand neighbours, distinct
+    scores[3] = 1.0  # flat on the 24 valid frames
+    picked = score_quantile_indices(scores, frame_mask.bool(), 4)
+    assert picked[0].tolist() == [21, 24, 27, 30]  # quantiles (k + 0.5) / 4 of 12 equal frames: 1.5, 4.5, ...
+    assert picked[1].tolist() == uniform_frame_indices(frame_mask[1:2], 4)[0].tolist()
+    assert picked[2].tolist() == [5, 6, 7, 8]
+    assert picked[3].tolist() == uniform_frame_indices(frame_mask[3:4], 4)[0].tolist() and max(picked[3]) < 24
+    crowded = torch.zeros(1, 40)
+    crowded[0, 38] = 1.0  # the mass at the very end: the picks keep room for each other before it
+    assert score_quantile_indices(crowded, torch.ones(1, 40, dtype=torch.bool), 4)[0].tolist() == [36, 37, 38, 39]
+
+    talker = LlamoCrossTalker(tiny_config(num_key_frames=6, num_coverage_frames=2, key_frame_rule="score_quantiles"))
+    has_text = torch.ones(4, dtype=torch.bool)
+    keys, evenly_spaced = talker.eval().select_key_frames(scores, frame_mask, has_text)
+    for row in range(4):
+        frames, marks = keys[row].tolist(), evenly_spaced[row].tolist()
+        coverage = uniform_frame_indices(frame_mask[row:row + 1], 2)[0].tolist()
+        assert frames == sorted(set(frames)) and max(frames) < frame_mask[row].sum()
+        assert [frame for frame, mark in zip(frames, marks) if mark] == coverage
+    spread = [f for f, m in zip(keys[0].tolist(), evenly_spaced[0].tolist()) if not m]
+    assert all(20 <= f < 32 for f in spread) and min(b - a for a, b in zip(spread, spread[1:])) >= 2
+    talker.config.key_frame_rule = "top_k"  # the paper's rule bunches the same picks around the peak
+    top = [f for f, m in zip(*[t[0].tolist() for t in talker.select_key_frames(scores, frame_mask, has_text)]) if not m]
+    assert 27 in top and max(top) - min(top) < 12
+    with pytest.raises(ValueError, match="key_frame_rule"):
+        tiny_config(key_frame_rule="peaks")
+    with pytest.raises(ValueError, match="key_frame_exploration"):
+        tiny_config(key_frame_rule="score_quantiles", key_frame_exploration=1.0)
+
+
 def test_outputs_mark_the_evenly_spaced_key_frames():
     """`evenly_spaced_key_frames` (what `chat --show` draws in grey, via `llamo.inference.evenly_spaced_frames`):
     the C coverage frames under text-guided selection, none with C = 0, all under uniform selection and on
