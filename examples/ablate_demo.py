@@ -53,7 +53,8 @@ VARIANTS = {
         Variant("full", "the checkpoint as trained (its key-frame selection and K, enhancer on), motion"),
         Variant("uniform", "uniform key frames instead of text-guided (E5-E6 off)", {"frame_selection": "uniform"}),
         Variant("coverage", "half the key frames evenly spaced, half text-guided", {"coverage_share": 0.5}),
-        Variant("top_k", "the paper's plain top-K (no evenly spaced key frames)", {"coverage_share": 0.0}),
+        Variant("top_k", "the paper's plain top-K (no evenly spaced key frames, all at the top scores)",
+                {"coverage_share": 0.0, "key_frame_rule": "top_k"}),
         Variant("quantiles", "question-picked key frames at quantiles of the score mass (ours) instead of the "
                 "top scores", {"key_frame_rule": "score_quantiles"}),
         Variant("top_scores", "question-picked key frames at the top scores (the paper's E6) instead of the score "
@@ -74,8 +75,9 @@ def config_overrides(variant: Variant, trained: LlamoConfig) -> dict:
     """The variant's `LlamoConfig` overrides for a model of config `trained`. Its `coverage_share` (the share of
     the K key frames that are evenly spaced, `num_coverage_frames / num_key_frames`; by default the trained
     model's own) becomes `num_coverage_frames` at the variant's K, so e.g. `k4` keeps a model's share of
-    coverage frames."""
-    overrides = dict(variant.config)
+    coverage frames. A switch already at the trained value is left out (the row is the checkpoint as trained there)."""
+    overrides = {key: value for key, value in variant.config.items()
+                 if key == "coverage_share" or getattr(trained, key, None) != value}
     num_key_frames = overrides.get("num_key_frames", trained.num_key_frames)
     share = overrides.pop("coverage_share", trained.num_coverage_frames / trained.num_key_frames)
     coverage = round(share * num_key_frames)

@@ -78,6 +78,11 @@ def test_variant_overrides_keep_the_trained_share_of_coverage_frames():
     assert ablate.config_overrides(ablate.VARIANTS["k4"], trained) == {"num_key_frames": 4, "num_coverage_frames": 2}
     assert ablate.config_overrides(ablate.VARIANTS["full"], trained) == {}
     assert ablate.config_overrides(ablate.VARIANTS["top_k"], trained) == {"num_coverage_frames": 0}
+    # On a checkpoint trained with the score-quantile rule, the paper's top-K also puts the rule back.
+    quantile_trained = LlamoConfig(num_key_frames=16, num_coverage_frames=4, key_frame_rule="score_quantiles")
+    assert ablate.config_overrides(ablate.VARIANTS["top_k"], quantile_trained) == {
+        "key_frame_rule": "top_k", "num_coverage_frames": 0}
+    assert ablate.config_overrides(ablate.VARIANTS["quantiles"], quantile_trained) == {}
     assert ablate.config_overrides(ablate.VARIANTS["k8"], LlamoConfig(num_key_frames=16)) == {"num_key_frames": 8}
     assert ablate.retrain_overrides(ablate.VARIANTS["coverage"]) == {"num_coverage_frames": 8}
 
