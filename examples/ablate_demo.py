@@ -4,10 +4,10 @@
     python examples/ablate_demo.py --model CKPT --variants full uniform k4 --limit 100
     python examples/ablate_demo.py --retrain --steps 1200        # each variant trained from scratch (hours on CPU)
 
-Variants (`VARIANTS`): the full model (text-guided selection of K=16 key frames, Motion Feature Enhancer on,
+Variants (`VARIANTS`): the full model (text-guided selection of its K key frames, Motion Feature Enhancer on,
 motion input), uniform key frames instead of text-guided ones, half of them evenly spaced and half text-guided
 (`num_coverage_frames`) or none evenly spaced (the paper's plain top-K), the question's picks at the top scores
-or at quantiles of the score mass (`key_frame_rule`), the enhancer off, K in {4, 8, 32}, video
+or at quantiles of the score mass (`key_frame_rule`), the enhancer off, K in {4, 8, 16, 32}, video
 only / video + motion, and (`--retrain` only) text-guided selection trained with Gumbel exploration.
 
 Two ways to measure, and they answer different questions:
@@ -62,6 +62,7 @@ VARIANTS = {
         Variant("no_enhancer", "Motion Feature Enhancer off (E3-E4)", {"use_enhancer": False}),
         Variant("k4", "K = 4 key frames", {"num_key_frames": 4}),
         Variant("k8", "K = 8 key frames", {"num_key_frames": 8}),
+        Variant("k16", "K = 16 key frames", {"num_key_frames": 16}),
         Variant("k32", "K = 32 key frames", {"num_key_frames": 32}),
         Variant("video", "video only", modality="video"),
         Variant("both", "video + motion", modality="both"),
@@ -97,6 +98,13 @@ def load_variant(checkpoint: str, variant: Variant, batch_size: int) -> LlamoPre
 def retrain_overrides(variant: Variant) -> dict:
     """The variant's `LlamoConfig` overrides of the demo recipe (`train_demo.py --config`)."""
     return config_overrides(variant, LlamoConfig(num_key_frames=demo.DEMO_BUILD["num_key_frames"]))
+
+
+def same_as_full(names, overrides_of) -> list[str]:
+    """The variants among `names`, other than `full`, that would rerun the full row: motion input, and no switch
+    that differs from the model's (`overrides_of(variant)` empty), e.g. `k16` on a checkpoint trained with K = 16."""
+    return [name for name in names if name != "full" and VARIANTS[name].modality == "motion"
+            and not overrides_of(VARIANTS[name])]
 
 
 def check_trained_variant(recipe_path: str, variant: Variant, steps: int, seed: int) -> None:
@@ -173,6 +181,11 @@ def main(argv=None):
                   "to generate the demo suite with videos)")
         names = [name for name in names if name not in skipped]
     checkpoint = None if args.retrain else (args.model or demo.materialize_demo())
+    trained = None if args.retrain else LlamoConfig.from_pretrained(checkpoint)
+    repeats = same_as_full(names, retrain_overrides if args.retrain else lambda v: config_overrides(v, trained))
+    if repeats:
+        print(f"skipping {', '.join(repeats)}: the model already has that setting (the full row)")
+        names = [name for name in names if name not in repeats]
     mode = "retrained per variant" if args.retrain else f"evaluation-time switches on {checkpoint}"
     rows, folders = [], {}
     for name in names:

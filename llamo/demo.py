@@ -80,9 +80,10 @@ def build_untrained(output_dir=None, motion_mean=None, motion_std=None, seed=0, 
     return build_llamo_from_parts(output_dir=output_dir, seed=seed, **kwargs)
 
 
-#: `LlamoConfig` switches that change how key frames are picked, or trained to be, but no weight: a continued run
-#: may set them anew.
-CONTINUABLE_SWITCHES = ("num_coverage_frames", "key_frame_rule", "key_frame_exploration", "key_frame_grounding_weight")
+#: `LlamoConfig` switches that change how many key frames are picked and how (or how they are trained to be), but
+#: no weight (every key-frame module is shared across the K slots): a continued run may set them anew.
+CONTINUABLE_SWITCHES = ("num_key_frames", "num_coverage_frames", "key_frame_rule", "key_frame_exploration", "key_frame_grounding_weight",
+                        "key_frame_grounding_mode")
 
 
 def recipe_config_overrides(recipe: dict) -> dict:

@@ -12,6 +12,7 @@ from transformers.configuration_utils import PreTrainedConfig, SubConfigSpec
 
 FRAME_SELECTION_MODES = ("text_guided", "uniform")
 KEY_FRAME_RULES = ("top_k", "score_quantiles")
+KEY_FRAME_GROUNDING_MODES = ("share", "even")
 MOTION_ENCODER_TYPES = ("transformer", "conv")
 
 
@@ -77,6 +78,12 @@ class LlamoConfig(PreTrainedConfig):
             loss, `-log` of the share of the E6 scores `s_j` that falls on the frames a label says the question is
             about (`key_frame_targets`, e.g. the asked and named segments of a BABEL-QA question). E6's
             straight-through gradient only reaches frames already picked; this one reaches every frame's score.
+        key_frame_grounding_mode (`str`, defaults to `"share"`):
+            Training only, ours: what the grounding loss asks of the scores on the target frames. `"share"`: as
+            much of the score mass there as possible, however it is spread inside. `"even"`: the score mass spread
+            evenly over them, `KL(uniform over the targets || s / sum(s))`, which bounds the share loss from above
+            (Jensen), so it asks for the share too. Under `key_frame_rule="score_quantiles"` evenly spread scores
+            put the question-picked frames on an even grid over the asked stretch, which a count needs.
         use_enhancer (`bool`, defaults to `True`):
             Whether the Motion Feature Enhancer (E3-E4) runs; without it video is not fused into motion.
         use_adaptive_context (`bool`, defaults to `True`):
@@ -134,6 +141,7 @@ class LlamoConfig(PreTrainedConfig):
     num_coverage_frames: int = 0
     key_frame_rule: str = "top_k"
     key_frame_grounding_weight: float = 0.0
+    key_frame_grounding_mode: str = "share"
     use_enhancer: bool = True
     use_adaptive_context: bool = True
     use_bidirectional_fusion: bool = True
@@ -173,6 +181,10 @@ class LlamoConfig(PreTrainedConfig):
         require(
             self.key_frame_rule in KEY_FRAME_RULES,
             f"`key_frame_rule` must be one of {KEY_FRAME_RULES}, got {self.key_frame_rule!r}.",
+        )
+        require(
+            self.key_frame_grounding_mode in KEY_FRAME_GROUNDING_MODES,
+            f"`key_frame_grounding_mode` must be one of {KEY_FRAME_GROUNDING_MODES}, got {self.key_frame_grounding_mode!r}.",
         )
         require(
             self.key_frame_exploration == 0 or self.key_frame_rule == "top_k",

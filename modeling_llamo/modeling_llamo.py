@@ -130,23 +130,40 @@ class LlamoCausalLMOutputWithPast(CausalLMOutputWithPast):
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def key_frame_grounding_loss(frame_scores, key_frame_targets):
-    """`-log` of the share of each clip's E6 scores on its target frames, averaged over the clips that have any
-    (`LlamoConfig.key_frame_grounding_weight`); None when none has. Top-K selection ranks frames by these scores,
-    so raising their share on the target raises the chance that the key frames land there.
+def key_frame_grounding_loss(frame_scores, key_frame_targets, mode="share"):
+    """The key-frame grounding loss (`LlamoConfig.key_frame_grounding_weight`, ours), averaged over the clips that
+    have target frames; None when none has. Top-K selection ranks frames by the E6 scores and quantile selection
+    spreads the picks over their mass, so where the scores put their mass is where the key frames land.
+
+    `mode` (`LlamoConfig.key_frame_grounding_mode`): `"share"`, `-log` of the share of each clip's scores on its target
+    frames; `"even"`, `KL(u || p)` from the uniform distribution `u` over the target frames to the normalised
+    scores `p = s / sum(s)`, i.e. `-mean_target log p_j - log(#targets)`: 0 only when the scores are spread
+    evenly over the targets and nothing is left elsewhere, and never below the share loss (Jensen).
 
     Args:
         frame_scores: `(num_clips, T)` scores `s_j`, 0 on padding.
         key_frame_targets: `(num_clips, T')` 1 on the frames the question is about; padded or cut to T.
+        mode: `"share"` or `"even"`.
     """
     num_frames = frame_scores.shape[1]
     targets = key_frame_targets.to(frame_scores.device, frame_scores.dtype)[:, :num_frames]
     targets = F.pad(targets, (0, num_frames - targets.shape[1]))
-    has_target = targets.sum(-1) > 0
+    num_targets = targets.sum(-1)
+    has_target = num_targets > 0
     if not bool(has_target.any()):
         return None
-    share = (frame_scores * targets).sum(-1) / frame_scores.sum(-1).clamp_min(torch.finfo(frame_scores.dtype).tiny)
-    return -share[has_target].clamp_min(1e-6).log().mean()
+    total = frame_scores.sum(-1, keepdim=True).clamp_min(torch.finfo(frame_scores.dtype).tiny)
+    if mode == "share":
+        share = (frame_scores * targets).sum(-1) / total[:, 0]
+        per_clip = -share.clamp_min(1e-6).log()
+    elif mode == "even":
+        # + 1e-6 rather than a clamp: a target frame whose score has collapsed still gets a gradient.
+        log_p = (frame_scores / total + 1e-6).log()
+        num_targets = num_targets.clamp_min(1)
+        per_clip = -(targets * log_p).sum(-1) / num_targets - num_targets.log()
+    else:
+        raise ValueError(f"Unknown key-frame grounding mode {mode!r}; expected 'share' or 'even'.")
+    return per_clip[has_target].mean()
 
 
 def masked_attention(query, key, value, key_mask=None, attn_bias=None):
@@ -974,7 +991,8 @@ class LlamoForConditionalGeneration(LlamoPreTrainedModel, GenerationMixin):
                 loss = loss + self.config.estimator_loss_weight * outputs.estimator_loss
         grounding_loss = None
         if key_frame_targets is not None and outputs.frame_scores is not None and self.config.key_frame_grounding_weight > 0:
-            grounding_loss = key_frame_grounding_loss(outputs.frame_scores, key_frame_targets)
+            grounding_loss = key_frame_grounding_loss(outputs.frame_scores, key_frame_targets,
+                                                      self.config.key_frame_grounding_mode)
             if loss is not None and grounding_loss is not None:
                 loss = loss + self.config.key_frame_grounding_weight * grounding_loss
         return LlamoCausalLMOutputWithPast(

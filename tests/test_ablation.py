@@ -49,7 +49,7 @@ def test_variants_flip_the_switches_they_name(suite_and_checkpoint):
     assert k8.model.config.num_key_frames == 8 and k8.processor.num_key_frames == 8
     assert k8.model.model.cross_talker.num_key_frames == 8
     with pytest.raises(SystemExit, match="--init-from"):
-        load_example("train_demo").main(["--init-from", checkpoint, "--config", "num_key_frames=8", "--data", suite_and_checkpoint[0]])
+        load_example("train_demo").main(["--init-from", checkpoint, "--config", "use_enhancer=false", "--data", suite_and_checkpoint[0]])
     assert ablate.load_variant(checkpoint, ablate.VARIANTS["no_enhancer"], batch_size=2).model.model.enhancer is None
     data, _ = suite_and_checkpoint
     choice, _ = sample_items(data, "test", limit=2)
@@ -85,6 +85,9 @@ def test_variant_overrides_keep_the_trained_share_of_coverage_frames():
     assert ablate.config_overrides(ablate.VARIANTS["quantiles"], quantile_trained) == {}
     assert ablate.config_overrides(ablate.VARIANTS["k8"], LlamoConfig(num_key_frames=16)) == {"num_key_frames": 8}
     assert ablate.retrain_overrides(ablate.VARIANTS["coverage"]) == {"num_coverage_frames": 8}
+    # Variants that would rerun the full row are left out; video rows change the input, not a switch.
+    assert ablate.same_as_full(["full", "k16", "k8", "video"], lambda v: ablate.config_overrides(v, trained)) == ["k16"]
+    assert ablate.same_as_full(["k16", "k32"], ablate.retrain_overrides) == ["k16"]
 
 
 def test_ablation_script_writes_one_row_per_variant_and_resumes(suite_and_checkpoint, tmp_path):
@@ -94,7 +97,9 @@ def test_ablation_script_writes_one_row_per_variant_and_resumes(suite_and_checkp
             "--output", str(tmp_path)]
     ablate.main(argv)  # no --variants and a suite without videos: the motion variants only
     table = (tmp_path / "ablation.md").read_text()
-    motion_variants = [name for name, v in ablate.VARIANTS.items() if v.modality == "motion" and not v.retrain_only]
+    # The tiny checkpoint has K = 4, no evenly spaced frames and top-K: k4, top_k and top_scores would rerun full.
+    motion_variants = [name for name, v in ablate.VARIANTS.items() if v.modality == "motion" and not v.retrain_only
+                       and name not in ("k4", "top_k", "top_scores")]
     variants_table, paired_table, *per_type, paired_obo = table.split("\n\n")[1:]
     rows = [line for line in variants_table.splitlines() if line.startswith("| ") and not line.startswith("| variant")]
     assert [row.split(":")[0][2:] for row in rows] == motion_variants
@@ -173,14 +178,22 @@ def test_key_frame_placement_reads_where_the_key_frames_fall(suite_and_checkpoin
                 for line in table.splitlines()[2:]}
 
     rows = parse(table)
-    assert {"no relation", "before", "after"} <= set(rows)
-    assert sum(row[0] for row in rows.values()) == 40 - sum(  # every choice question filters on a segment here
-        item.id not in asked_segments(data) for item in sample_items(data, "train", 40)[0])
-    for relation, (n, on_asked, picked_on_asked, none_there, on_named, clip_share) in rows.items():
+    assert {"no relation", "before", "after", "counting"} <= set(rows)
+    choice, counting = sample_items(data, "train", 40)
+    assert sum(row[0] for name, row in rows.items() if name != "counting") == 40 - sum(  # every choice question
+        item.id not in asked_segments(data) for item in choice)                       # filters on a segment here
+    assert rows["counting"][0] == len(counting)  # every counting question names its segment
+    for relation, (n, on_asked, picked_on_asked, none_there, on_named, clip_share, unseen) in rows.items():
         assert abs(on_asked - clip_share) < 0.06, (relation, on_asked, clip_share)
         assert none_there == 0  # 32 evenly spaced frames reach every segment
         assert np.isnan(picked_on_asked)  # uniform selection: the question picked none of them
+        assert 0 < unseen < 0.5, (relation, unseen)  # 32 evenly spaced frames leave no long stretch unseen
     assert np.isclose(rows["no relation"][1], rows["no relation"][4])
+    # 4 evenly spaced key frames leave longer stretches unseen than 32, on every row
+    sparse = LlamoPredictor(*inference.load(checkpoint, frame_selection="uniform", num_key_frames=4),
+                            max_new_tokens=4, batch_size=5)
+    for relation, row in parse(key_frame_placement(sparse, data, "train", limit=40)).items():
+        assert row[6] > rows[relation][6], (relation, row[6], rows[relation][6])
     # the paper's top-K: every key frame is the question's pick, so both shares are one and the same
     top_k = LlamoPredictor(*inference.load(checkpoint, num_coverage_frames=0), max_new_tokens=4, batch_size=5)
     for relation, (n, on_asked, picked_on_asked, *_) in parse(key_frame_placement(top_k, data, "train", limit=40)).items():

@@ -15,6 +15,14 @@ from .conftest import load_example
 BUNDLED = os.path.join(os.path.dirname(demo.__file__), "assets", "run_then_punch.npz")  # runs, then punches 4 times
 
 
+def shipped_num_key_frames() -> int:
+    """K of the shipped weights: the build's, unless a run changed it (the fifteenth took 32)."""
+    import json
+
+    with open(demo.DEMO_RECIPE) as f:
+        return demo.recipe_config_overrides(json.load(f)).get("num_key_frames", demo.DEMO_BUILD["num_key_frames"])
+
+
 @pytest.fixture(scope="module")
 def demo_checkpoint():
     assert demo.demo_available(), "the demo weights are committed in llamo/demo_weights"
@@ -25,7 +33,8 @@ def demo_checkpoint():
 
 def test_materialised_demo_is_a_plain_checkpoint(demo_checkpoint):
     model = AutoModelForImageTextToText.from_pretrained(demo_checkpoint)
-    assert model.config.motion_representation == "joints22" and model.config.num_key_frames == 16
+    assert model.config.motion_representation == "joints22"
+    assert model.config.num_key_frames == shipped_num_key_frames() == 32
     assert demo.materialize_demo() == demo_checkpoint  # cached: the second call builds nothing
 
 
@@ -38,7 +47,7 @@ def test_demo_answers_a_fixed_question_about_the_bundled_motion(demo_checkpoint)
     result = inference.answer(model, processor, [inference.user_message(question, motion=BUNDLED)], max_new_tokens=8)
     assert result.text.strip().lower() == "forward"
     keys = result.key_frame_indices[0]
-    assert len(keys) == 16 and keys == sorted(keys)
+    assert len(keys) == shipped_num_key_frames() and keys == sorted(keys)
 
 
 def test_train_demo_continues_the_shipped_weights_and_records_its_suite(tmp_path):
@@ -55,7 +64,8 @@ def test_train_demo_continues_the_shipped_weights_and_records_its_suite(tmp_path
     suite, output = tmp_path / "suite", tmp_path / "weights"
     train_demo.main(["--init-from", demo.DEMO_WEIGHTS_DIR, "--data", str(suite), "--num-sequences", "12",
                      "--suite-seed", "7", "--seed", "3", "--steps", "2", "--batch-size", "2", "--warmup", "1",
-                     "--mirror", "1", "--config", "num_coverage_frames=8", "--output", str(output)])
+                     "--mirror", "1", "--config", "num_key_frames=24", "--config", "num_coverage_frames=8",
+                     "--output", str(output)])
     with open(suite / "metadata.json") as f:
         assert json.load(f)["summary"]["seed"] == 7
     with open(output / "recipe.json") as f:
@@ -66,15 +76,15 @@ def test_train_demo_continues_the_shipped_weights_and_records_its_suite(tmp_path
     assert recipe["steps"] == 2 and recipe["total_steps"] == shipped.get("total_steps", shipped["steps"]) + 2
     assert recipe["count_answers"] == shipped.get("count_answers", "digits")  # a continuation keeps the spelling
     assert recipe["mirror"] == {"probability": 1.0, "mirrored": 4, "eligible": 4}  # 2 steps of 2 motion questions
-    # a selection switch may change in a continued run (it changes no weight); the recipe keeps it for loading
-    assert recipe["config_overrides"]["num_coverage_frames"] == 8
+    # selection switches, K included, may change in a continued run (they change no weight); the recipe keeps them
+    assert recipe["config_overrides"]["num_coverage_frames"] == 8 and recipe["config_overrides"]["num_key_frames"] == 24
     assert all(0 < loss < 10 for loss in recipe["loss_curve_every_20"])
     before, after = load_file(demo.DEMO_WEIGHTS), load_file(output / "llamo-demo.safetensors")
     assert before.keys() == after.keys()
     assert any(not torch.equal(before[name], after[name]) for name in before if "lora_" in name)
     model, processor, _ = demo.build_untrained(motion_mean=recipe["motion_mean"], motion_std=recipe["motion_std"],
                                                **demo.recipe_config_overrides(recipe))
-    assert model.config.num_coverage_frames == 8
+    assert model.config.num_coverage_frames == 8 and model.config.num_key_frames == processor.num_key_frames == 24
     demo.load_shipped_state(demo.wrap_for_training(model), processor, output / "llamo-demo.safetensors")
 
 

@@ -49,6 +49,7 @@ def test_config_defaults_reproduce_the_paper():
         ({"estimator_loss_weight": -1.0}, "estimator_loss_weight"),
         ({"key_frame_exploration": -0.5}, "key_frame_exploration"),
         ({"key_frame_grounding_weight": -0.1}, "key_frame_grounding_weight"),
+        ({"key_frame_grounding_mode": "peak"}, "key_frame_grounding_mode"),
     ],
 )
 def test_invalid_config_raises(overrides, message):
@@ -321,16 +322,55 @@ def test_grounding_loss_is_minus_log_the_score_share_on_the_target_frames():
     assert key_frame_grounding_loss(scores, torch.zeros(3, 5)) is None
 
 
+def test_even_grounding_is_the_kl_from_uniform_over_the_targets_and_prefers_spread_to_a_peak():
+    """`kind="even"`: KL(uniform over the target frames || s / sum(s)); 0 only for scores spread evenly over the
+    targets, above the share loss otherwise. Two clips with all their mass on the target have the same share loss
+    (0) but the one peaked on a single target frame pays the even loss, which a count's even grid needs."""
+    from modeling_llamo.modeling_llamo import key_frame_grounding_loss
+
+    targets = torch.tensor([[0, 1, 1, 1, 1, 0]])
+    spread = torch.tensor([[0.0, 0.25, 0.25, 0.25, 0.25, 0.0]])
+    peaked = torch.tensor([[0.0, 0.7, 0.1, 0.1, 0.1, 0.0]])
+    leaky = torch.tensor([[0.2, 0.15, 0.15, 0.15, 0.15, 0.2]])
+    for scores in (spread, peaked):
+        torch.testing.assert_close(key_frame_grounding_loss(scores, targets), torch.tensor(0.0), atol=1e-5, rtol=0)
+    torch.testing.assert_close(key_frame_grounding_loss(spread, targets, "even"), torch.tensor(0.0), atol=1e-4, rtol=0)
+    expected = -(torch.tensor([0.7, 0.1, 0.1, 0.1]).log().mean()) - torch.tensor(4.0).log()
+    torch.testing.assert_close(key_frame_grounding_loss(peaked, targets, "even"), expected, atol=1e-4, rtol=0)
+    assert key_frame_grounding_loss(leaky, targets, "even") >= key_frame_grounding_loss(leaky, targets) - 1e-4 > 0
+    # Unnormalised scores (E6's max over tokens does not sum to 1) are normalised first.
+    torch.testing.assert_close(key_frame_grounding_loss(3 * peaked, targets, "even"), expected, atol=1e-4, rtol=0)
+    assert key_frame_grounding_loss(spread, torch.zeros(1, 6), "even") is None
+
+
+def grounded_model_and_inputs(**overrides):
+    """A tiny model in training mode with the grounding loss on, a prompt, a 12-frame clip and targets on 3-6."""
+    torch.manual_seed(0)
+    model = LlamoForConditionalGeneration(tiny_config(**overrides)).train()
+    targets = torch.zeros(1, 12)
+    targets[0, 3:7] = 1
+    return model, torch.tensor([make_prompt()]), clip_inputs(frames=12), targets
+
+
+def test_the_configured_grounding_mode_is_the_one_trained():
+    """`LlamoConfig.key_frame_grounding_mode` picks the loss the forward adds, and its gradient reaches W_Q and W_K."""
+    from modeling_llamo.modeling_llamo import key_frame_grounding_loss
+
+    model, ids, media, targets = grounded_model_and_inputs(key_frame_grounding_weight=1.0,
+                                                           key_frame_grounding_mode="even")
+    out = model(input_ids=ids, labels=ids, key_frame_targets=targets, **media)
+    scores = out.frame_scores.detach()
+    torch.testing.assert_close(out.grounding_loss.detach(), key_frame_grounding_loss(scores, targets, "even"))
+    assert not torch.isclose(out.grounding_loss.detach(), key_frame_grounding_loss(scores, targets, "share"))
+    out.grounding_loss.backward()
+    talker = model.model.cross_talker
+    assert talker.w_q.weight.grad.abs().sum() > 0 and talker.w_k.weight.grad.abs().sum() > 0
+
+
 def test_grounding_loss_is_weighted_into_the_loss_and_reaches_every_frames_score(model):
     """With `key_frame_grounding_weight` the loss gains `w * grounding_loss`, whose gradient alone (no answer loss
     back-propagated) trains W_Q and W_K."""
-    config = tiny_config(key_frame_grounding_weight=0.5)
-    torch.manual_seed(0)
-    grounded = LlamoForConditionalGeneration(config).train()
-    ids = torch.tensor([make_prompt()])
-    media = clip_inputs(frames=12)
-    targets = torch.zeros(1, 12)
-    targets[0, 3:7] = 1
+    grounded, ids, media, targets = grounded_model_and_inputs(key_frame_grounding_weight=0.5)
     plain = grounded(input_ids=ids, labels=ids, **media)
     assert plain.grounding_loss is None  # no targets, no term
     out = grounded(input_ids=ids, labels=ids, key_frame_targets=targets, **media)

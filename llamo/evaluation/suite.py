@@ -180,8 +180,11 @@ def key_frame_placement(predictor, data, split: str, limit: int = 300, seed: int
     about, the same share among the frames the question picked (those not evenly spaced whatever the question,
     `num_coverage_frames`; "-" when every frame is evenly spaced), how many questions get none on the asked
     segment, the share on the segment(s) the question names, and the asked
-    segment's share of the clip's length (what evenly spaced frames would put on it). A question about what
-    comes *after* the squats names the squats and asks about the next action. One forward pass per batch (the
+    segment's share of the clip's length (what evenly spaced frames would put on it), and the longest stretch of
+    the asked segment that no key frame falls in, as a share of the segment (about 1/m for m key frames on an
+    even grid over it, 1 when none lands there: a count misses the repetitions in that stretch). A question about
+    what comes *after* the squats names the squats and asks about the next action. A last row does the same for
+    the sample's counting questions (the counted segment is the asked one). One forward pass per batch (the
     prefill), no generation."""
     import numpy as np
     import torch
@@ -189,8 +192,9 @@ def key_frame_placement(predictor, data, split: str, limit: int = 300, seed: int
 
     fps = suite_fps(data)
     found = question_segments(data)
-    items = [item for item in sample_items(data, split, limit, seed, modality)[0] if item.id in found]
-    by_relation: dict[str, list[tuple[float, float, float, float]]] = {}
+    choice, counting = sample_items(data, split, limit, seed, modality)
+    items = [item for item in choice + counting if item.id in found]
+    by_relation: dict[str, list[tuple[float, float, float, float, float]]] = {}
     for start in tqdm(range(0, len(items), predictor.batch_size), desc=f"{split}: key frames", unit="batch"):
         batch = items[start:start + predictor.batch_size]
         inputs = predictor.model_inputs(batch)
@@ -210,18 +214,24 @@ def key_frame_placement(predictor, data, split: str, limit: int = 300, seed: int
 
             asked = question["segments"][question["asked"]]
             clip_length = question["segments"][-1]["end_f"] - question["segments"][0]["start_f"]
-            by_relation.setdefault(question["relation"], []).append((
+            length = asked["end_f"] - asked["start_f"]
+            inside = np.sort(frames[(frames >= asked["start_f"]) & (frames < asked["end_f"])])
+            unseen = np.diff(np.concatenate([[asked["start_f"]], inside, [asked["end_f"]]])).max() / length
+            relation = "counting" if item.meta["query_type"] == "count" else question["relation"]
+            by_relation.setdefault(relation, []).append((
                 share(question["asked"]), share(question["asked"], among=picked),
-                sum(share(index) for index in question["named"]), (asked["end_f"] - asked["start_f"]) / clip_length))
+                sum(share(index) for index in question["named"]), length / clip_length, unseen))
     lines = ["| relation | questions | key frames on the asked segment | question-picked ones on it | questions with "
-             "none there | key frames on the named segment(s) | asked segment's share of the clip |",
-             "|---|---|---|---|---|---|---|"]
-    for relation in ("no_relation", "before", "after", "in_between"):
-        rows = np.array(by_relation.get(relation, []), dtype=float).reshape(-1, 4)
+             "none there | key frames on the named segment(s) | asked segment's share of the clip | longest "
+             "stretch of it with no key frame |",
+             "|---|---|---|---|---|---|---|---|"]
+    for relation in ("no_relation", "before", "after", "in_between", "counting"):
+        rows = np.array(by_relation.get(relation, []), dtype=float).reshape(-1, 5)
         if len(rows):
             picked = "-" if np.isnan(rows[:, 1]).all() else f"{np.nanmean(rows[:, 1]):.2f}"
             lines.append(f"| {relation.replace('_', ' ')} | {len(rows)} | {rows[:, 0].mean():.2f} | {picked} | "
-                         f"{(rows[:, 0] == 0).mean():.2f} | {rows[:, 2].mean():.2f} | {rows[:, 3].mean():.2f} |")
+                         f"{(rows[:, 0] == 0).mean():.2f} | {rows[:, 2].mean():.2f} | {rows[:, 3].mean():.2f} | "
+                         f"{rows[:, 4].mean():.2f} |")
     return "\n".join(lines)
 
 
