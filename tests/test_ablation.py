@@ -205,7 +205,8 @@ def test_key_frame_placement_reads_where_the_key_frames_fall(suite_and_checkpoin
 
 def test_count_probe_reads_the_asked_segment_the_key_frames_and_the_clip(suite_and_checkpoint):
     """The probe's "asked segment" features are the clip's own when the clip is that one segment and differ when
-    it holds others; the key-frame features are the K outputs the projector receives; the table has one row per
+    it holds others; the key-frame features are the K outputs the projector receives, the picked-frame ones the
+    same K frames' features before E7-E11; the table has one row per
     feature set with rates in [0, 1]."""
     from llamo import inference
     from llamo.evaluation.harness import LlamoPredictor
@@ -217,6 +218,8 @@ def test_count_probe_reads_the_asked_segment_the_key_frames_and_the_clip(suite_a
     counting = sample_items(data, "train", 90)[1]
     features = _probe_features(predictor, counting, 30.0, found)
     assert features["key frames"].shape == (len(counting), 4 * predictor.model.config.hidden_size)
+    assert features["picked frames"].shape == features["key frames"].shape
+    assert not torch.equal(features["picked frames"], features["key frames"])  # before and after E7-E11
     lengths = set()
     for row, item in enumerate(counting):
         alone = len(found[item.id]["segments"]) == 1
@@ -226,8 +229,8 @@ def test_count_probe_reads_the_asked_segment_the_key_frames_and_the_clip(suite_a
     assert features["count"].tolist() == [float(item.answer) for item in counting]
     rows = [line.strip("| ").split(" | ") for line in count_probe(predictor, data, ["train", "test"], train_limit=20,
                                                                    limit=30).splitlines()[4:]]
-    assert [row[:2] for row in rows] == [[split, name] for name in ("key frames", "asked segment", "whole clip")
-                                         for split in ("train", "test")]
+    names = ("key frames", "picked frames", "asked segment", "whole clip")
+    assert [row[:2] for row in rows] == [[split, name] for name in names for split in ("train", "test")]
     assert all(0 <= float(row[4]) <= float(row[3]) <= 1 for row in rows)
 
 

@@ -237,8 +237,9 @@ def key_frame_placement(predictor, data, split: str, limit: int = 300, seed: int
 
 def _probe_features(predictor, items, fps, found, frames: int = 32):
     """Per counting item: the Cross Talker's K key-frame features (what the projector hands the language model),
-    and the frame features it selects from (after the enhancer) on the asked segment and on the whole clip, each
-    resampled to `frames` steps; and the true counts."""
+    the frame features it selects from (after the enhancer) at those K frames, before its context and fusion
+    (E7-E11) work on them, and on the asked segment and on the whole clip, each resampled to `frames` steps; and
+    the true counts."""
     import torch
     import torch.nn.functional as F
     from tqdm.auto import tqdm
@@ -247,12 +248,13 @@ def _probe_features(predictor, items, fps, found, frames: int = 32):
 
     def keep(module, args, output):
         seen["frames"], seen["mask"], seen["key"] = args[0].detach(), args[1].bool(), output.key_features.detach()
+        seen["indices"] = output.key_frame_indices.detach()
 
     def resample(features):  # (t, d) -> (frames, d); a segment cut to one frame repeats it
         return F.interpolate(features.T[None].float(), size=frames, mode="linear", align_corners=True)[0].T.flatten()
 
     handle = talker.register_forward_hook(keep)
-    out = {"key frames": [], "asked segment": [], "whole clip": [], "count": []}
+    out = {"key frames": [], "picked frames": [], "asked segment": [], "whole clip": [], "count": []}
     try:
         for start in tqdm(range(0, len(items), predictor.batch_size), desc="count probe", unit="batch"):
             batch = items[start:start + predictor.batch_size]
@@ -270,6 +272,7 @@ def _probe_features(predictor, items, fps, found, frames: int = 32):
                     on_segment[(times[clip] - middle).abs().masked_fill(~valid, float("inf")).argmin()] = True
                 features = seen["frames"][clip].cpu()
                 out["key frames"].append(seen["key"][clip].cpu().flatten().float())
+                out["picked frames"].append(features[seen["indices"][clip].cpu()].flatten().float())
                 out["asked segment"].append(resample(features[on_segment]))
                 out["whole clip"].append(resample(features[valid]))
                 out["count"].append(float(item.answer))
@@ -284,10 +287,12 @@ def count_probe(predictor, data, splits=("test",), train_limit: int = 1500, limi
                 modality: str = "motion") -> str:
     """Markdown: where the repetition count is lost. Ridge regressions (a linear read-out, refit for each feature
     set) predict the count of the train split's first `train_limit` counting questions from (1) the K key-frame
-    features the language model receives, (2) the selectable frame features of the segment the question asks
+    features the language model receives, (1b) the selectable frame features at those K frames, before the Cross
+    Talker's context and fusion (E7-E11), (2) the selectable frame features of the segment the question asks
     about and (3) those of the whole clip, the ridge strength chosen on the val split; scored on each of `splits`'
     counting questions (the ones `evaluate_split` asks: a third of `limit`) with OBO / exact / MAE. If (2) reads the
-    count and (1) does not, the count is in the features but the key frames do not carry it to the model."""
+    count and (1) does not, the count is in the features but the key frames do not carry it to the model; (1b)
+    says whether the picking (1b low too) or E7-E11 (1b high) loses it."""
     import torch
 
     fps = suite_fps(data)
@@ -305,7 +310,7 @@ def count_probe(predictor, data, splits=("test",), train_limit: int = 1500, limi
     lines = [f"Ridge read-out of the count, fit on {len(train['count'])} train questions ({chosen_on}):", "",
              "| split | features | width | OBO | exact | MAE (n) |", "|---|---|---|---|---|---|"]
     mean_count = train["count"].mean()
-    for name in ("key frames", "asked segment", "whole clip"):
+    for name in ("key frames", "picked frames", "asked segment", "whole clip"):
         center, scale = train[name].mean(0), train[name].std(0) + 1e-6
         x = ((train[name] - center) / scale).double()
         gram = x @ x.T
