@@ -82,8 +82,8 @@ def build_untrained(output_dir=None, motion_mean=None, motion_std=None, seed=0, 
 
 #: `LlamoConfig` switches that change how many key frames are picked and how (or how they are trained to be), but
 #: no weight (every key-frame module is shared across the K slots): a continued run may set them anew.
-CONTINUABLE_SWITCHES = ("num_key_frames", "num_coverage_frames", "key_frame_rule", "key_frame_exploration", "key_frame_grounding_weight",
-                        "key_frame_grounding_mode")
+CONTINUABLE_SWITCHES = ("num_key_frames", "num_coverage_frames", "key_frame_rule", "key_frame_exploration",
+                        "key_frame_grounding_weight", "key_frame_grounding_mode")
 
 
 def recipe_config_overrides(recipe: dict) -> dict:
