@@ -13,7 +13,8 @@ summary.md also says how often each count was answered against how often it was 
 parts name the right limb on the wrong side; `--against` pairs choice accuracy and counting OBO question by question;
 `--key-frames` adds where the question's key frames fall (on the segment it asks about or the one it names);
 `--count-probe` how well a linear read-out finds the repetition count in the key frames against in the frames of
-the asked segment (where the count is lost).
+the asked segment, of that segment with its ends a little off and of the stretch the question's scores cover, and
+how well those scores find the counted segment (where the count is lost).
 """
 
 import argparse
@@ -52,8 +53,9 @@ def main(argv=None):
     parser.add_argument("--key-frames", action="store_true", help="also write where the question's key frames "
                         "fall: on the segment it asks about, on the one it names (one more forward pass per batch)")
     parser.add_argument("--count-probe", action="store_true", help="also fit linear read-outs of the count to the "
-                        "key frames, the asked segment's frames and the clip's (train split; a forward pass per "
-                        "question of train, val and each split)")
+                        "key frames, the asked segment's frames (exact and with its ends off), the scored stretch's "
+                        "and the clip's, and say how well the scores find the counted segment (train split; a "
+                        "forward pass per question of train, val and each split)")
     args = parser.parse_args(argv)
     for split in args.splits if args.against else []:  # before the evaluation, not after it
         for task in ("babel_qa", "counting"):

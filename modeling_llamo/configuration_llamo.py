@@ -11,7 +11,7 @@ from transformers import AutoConfig
 from transformers.configuration_utils import PreTrainedConfig, SubConfigSpec
 
 FRAME_SELECTION_MODES = ("text_guided", "uniform")
-KEY_FRAME_RULES = ("top_k", "score_quantiles")
+KEY_FRAME_RULES = ("top_k", "score_quantiles", "score_span")
 KEY_FRAME_GROUNDING_MODES = ("share", "even")
 MOTION_ENCODER_TYPES = ("transformer", "conv")
 
@@ -72,7 +72,11 @@ class LlamoConfig(PreTrainedConfig):
             the clip's score mass, i.e. spread over the moments in proportion to their share of the scores. Top-K
             bunches the picks on a few peaks; a count needs the asked stretch sampled from end to end, which
             quantiles give wherever the scores put their mass (and they fall back to even spacing when scores are
-            flat). Distinct frames, in time order, either way.
+            flat). `"score_span"` (ours): K - C frames evenly spaced in time between the outer two of those
+            quantiles, placed in slots 0..K-C-1 and the C evenly spaced frames after them (not interleaved in time),
+            so slot i means the same relative moment of the scored stretch in every clip; quantiles crowd the picks
+            where scores are dense and interleaving shifts every slot with where the coverage frames fall, so the
+            language model could not read a count off fixed slots. Distinct frames either way.
         key_frame_grounding_weight (`float`, defaults to 0.0):
             Training only, ours (the paper learns selection from the answer loss alone): weight of an auxiliary
             loss, `-log` of the share of the E6 scores `s_j` that falls on the frames a label says the question is

@@ -80,7 +80,8 @@ class LlamoMediaOutput(ModelOutput):
         text_embeds_delta (`torch.FloatTensor` of shape `(batch_size, seq_len, text_hidden_size)`, *optional*):
             Gated fused-text features added to the instruction token embeddings (E10-E11).
         key_frame_indices (`torch.LongTensor` of shape `(num_clips, K)`):
-            Frame index (on the clip's timeline) of each key frame, in time order.
+            Frame index (on the clip's timeline) of each key frame, in time order (under
+            `key_frame_rule="score_span"`: the question-picked ones in time order, then the evenly spaced ones).
         evenly_spaced_key_frames (`torch.BoolTensor` of shape `(num_clips, K)`):
             Which key frames are evenly spaced whatever the question (`num_coverage_frames`; all of them under
             uniform selection) rather than picked by the question's scores.
@@ -396,11 +397,9 @@ def uniform_frame_indices(frame_mask, num_key_frames):
     return torch.gather(order, 1, ranks)
 
 
-def score_quantile_indices(scores, eligible, count):
-    """`key_frame_rule="score_quantiles"`: per clip, the eligible frames where the cumulative share of the scores
-    passes `(k + 0.5) / count`, k = 0..count-1, made distinct and kept in time order (a frame holding more
-    than one quantile's mass passes the extra picks to its neighbours). Flat or zero scores give evenly spaced
-    frames. Needs >= `count` eligible frames per clip (the caller falls back to even spacing otherwise)."""
+def score_mass_share(scores, eligible):
+    """Per clip: the eligible frames first, in time order (`valid_frame_order`), their counts, and the cumulative
+    share of the scores up to and including each of them (even steps when a clip's scores are all zero)."""
     order, lengths = valid_frame_order(eligible)
     mass = torch.gather(scores.float() * eligible.float(), 1, order)  # eligible frames first, in time order
     cumulative = mass.cumsum(-1)
@@ -408,13 +407,44 @@ def score_quantile_indices(scores, eligible, count):
     even = (torch.arange(1, scores.shape[1] + 1, device=scores.device).float()[None, :]
             / lengths[:, None].clamp(min=1).float()).clamp(max=1.0)
     cumulative = torch.where(total > 0, cumulative / total.clamp_min(torch.finfo(torch.float32).tiny), even)
-    steps = torch.arange(count, device=scores.device)
-    targets = ((steps.float() + 0.5) / count).expand(scores.shape[0], count).contiguous()
-    positions = torch.searchsorted(cumulative.contiguous(), targets, right=True)  # frame whose [lo, hi) holds it
-    # Strictly increasing positions: lift each past its predecessor, then keep room for the ones after it.
+    return order, lengths, cumulative
+
+
+def distinct_frames(order, lengths, positions):
+    """Frames at `positions` (`(N, count)`, non-decreasing, into `order`) made distinct: each lifted past its
+    predecessor, then kept below the room its successors need. Needs >= `count` eligible frames per clip."""
+    count = positions.shape[-1]
+    steps = torch.arange(count, device=positions.device)
     positions = torch.cummax(positions - steps, dim=-1).values + steps
     positions = torch.minimum(positions, lengths[:, None] - count + steps).clamp(min=0)
     return torch.gather(order, 1, positions)
+
+
+def score_quantile_indices(scores, eligible, count):
+    """`key_frame_rule="score_quantiles"`: per clip, the eligible frames where the cumulative share of the scores
+    passes `(k + 0.5) / count`, k = 0..count-1, made distinct and kept in time order (a frame holding more
+    than one quantile's mass passes the extra picks to its neighbours). Flat or zero scores give evenly spaced
+    frames. Needs >= `count` eligible frames per clip (the caller falls back to even spacing otherwise)."""
+    order, lengths, cumulative = score_mass_share(scores, eligible)
+    targets = ((torch.arange(count, device=scores.device).float() + 0.5) / count).expand(scores.shape[0], count)
+    positions = torch.searchsorted(cumulative.contiguous(), targets.contiguous(), right=True)  # frame whose [lo, hi) holds it
+    return distinct_frames(order, lengths, positions)
+
+
+def score_span_indices(scores, eligible, count):
+    """`key_frame_rule="score_span"`: per clip, `count` eligible frames evenly spaced in time from the one at the
+    score mass's `0.5 / count` quantile to the one at its `1 - 0.5 / count` quantile (the first and last of
+    `score_quantile_indices`), in time order. Where the quantiles put more picks on the dense stretches, this
+    keeps one spacing over the whole stretch the scores cover, so pick i is the same relative moment of that
+    stretch in every clip. Needs >= `count` eligible frames per clip."""
+    order, lengths, cumulative = score_mass_share(scores, eligible)
+    tail = 0.5 / count
+    ends = torch.tensor([tail, 1.0 - tail], device=scores.device).expand(scores.shape[0], 2)
+    first, last = torch.searchsorted(cumulative.contiguous(), ends.contiguous(), right=True).unbind(-1)
+    last = torch.minimum(last, lengths - 1)
+    fraction = torch.arange(count, device=scores.device).float() / max(count - 1, 1)
+    positions = torch.round(first[:, None] + fraction[None, :] * (last - first).clamp(min=0)[:, None].float())
+    return distinct_frames(order, lengths, positions.long())
 
 
 def frame_ranks(frame_mask):
@@ -465,8 +495,10 @@ class LlamoCrossTalker(nn.Module):
 
     def select_key_frames(self, scores, frame_mask, has_text):
         """E6: top-K valid frames by score, in time order (while training, perturbed by `key_frame_exploration`;
-        with `key_frame_rule="score_quantiles"`, the frames at K evenly spaced quantiles of the score mass instead).
-        With `num_coverage_frames` C > 0, C of them are evenly spaced and the other K - C are picked from the rest.
+        with `key_frame_rule="score_quantiles"`, the frames at K evenly spaced quantiles of the score mass instead;
+        with `"score_span"`, K frames evenly spaced in time over the stretch holding the score mass).
+        With `num_coverage_frames` C > 0, C of them are evenly spaced and the other K - C are picked from the rest;
+        in time order, except under `"score_span"`: the K - C picks first, then the C evenly spaced frames.
         Fewer than K valid frames: all, repeated in order.
 
         Returns `(indices, evenly_spaced)`, both `(N, K)`: the key frames and which of them are evenly spaced
@@ -494,9 +526,17 @@ class LlamoCrossTalker(nn.Module):
         num_picked = self.num_key_frames - num_coverage
         if self.config.key_frame_rule == "score_quantiles":
             picked = score_quantile_indices(scores, eligible, num_picked)
+        elif self.config.key_frame_rule == "score_span":
+            picked = score_span_indices(scores, eligible, num_picked)
         else:
             picked = ranking.masked_fill(~eligible, float("-inf")).topk(num_picked, dim=-1).indices
-        if num_coverage > 0:
+        if self.config.key_frame_rule == "score_span":
+            # Slots of their own: the picks (in time order) first, then the coverage frames, so slot i holds the
+            # same relative moment of the scored stretch in every clip instead of wherever time order puts it.
+            top = torch.cat([picked, coverage], dim=-1) if num_coverage > 0 else picked
+            top_evenly_spaced = torch.arange(self.num_key_frames, device=top.device)[None, :] >= num_picked
+            top_evenly_spaced = top_evenly_spaced.expand(num_clips, -1)
+        elif num_coverage > 0:
             top = torch.cat([coverage, picked], dim=-1)
             is_coverage = torch.arange(self.num_key_frames, device=top.device) < num_coverage
             top, order = top.sort(dim=-1)

@@ -205,12 +205,13 @@ def test_key_frame_placement_reads_where_the_key_frames_fall(suite_and_checkpoin
 
 def test_count_probe_reads_the_asked_segment_the_key_frames_and_the_clip(suite_and_checkpoint):
     """The probe's "asked segment" features are the clip's own when the clip is that one segment and differ when
-    it holds others; the key-frame features are the K outputs the projector receives, the picked-frame ones the
-    same K frames' features before E7-E11; the table has one row per
-    feature set with rates in [0, 1]."""
+    it holds others; moving its ends changes them, more the further; the key-frame features are the K outputs the
+    projector receives, the picked-frame ones the same K frames' features before E7-E11; the localisation of a
+    one-segment clip is perfect where its score span covers the clip; the table has one row per feature set with
+    rates in [0, 1], then one localisation row per split."""
     from llamo import inference
     from llamo.evaluation.harness import LlamoPredictor
-    from llamo.evaluation.suite import _probe_features, count_probe, question_segments
+    from llamo.evaluation.suite import PROBE_JITTERS, _probe_features, count_probe, question_segments
 
     data, checkpoint = suite_and_checkpoint
     predictor = LlamoPredictor(*inference.load(checkpoint), max_new_tokens=4, batch_size=5)
@@ -220,18 +221,30 @@ def test_count_probe_reads_the_asked_segment_the_key_frames_and_the_clip(suite_a
     assert features["key frames"].shape == (len(counting), 4 * predictor.model.config.hidden_size)
     assert features["picked frames"].shape == features["key frames"].shape
     assert not torch.equal(features["picked frames"], features["key frames"])  # before and after E7-E11
+    near, far = (features[f"asked segment, ends off by <= {share:.0%}"] for share in PROBE_JITTERS)
+    distance = lambda moved: (moved - features["asked segment"]).norm(dim=-1).mean()  # noqa: E731
+    assert 0 < distance(near) < distance(far)
+    localisation = features["localisation"]
+    assert localisation.shape == (len(counting), 3) and ((0 <= localisation) & (localisation <= 1)).all()
     lengths = set()
     for row, item in enumerate(counting):
         alone = len(found[item.id]["segments"]) == 1
         lengths.add(alone)
         assert torch.equal(features["asked segment"][row], features["whole clip"][row]) == alone, item.id
+        if alone:  # the only segment holds all the score mass and all of any span
+            assert localisation[row, 2] == 1 and localisation[row, 0] == localisation[row, 1]
     assert lengths == {True, False}
     assert features["count"].tolist() == [float(item.answer) for item in counting]
-    rows = [line.strip("| ").split(" | ") for line in count_probe(predictor, data, ["train", "test"], train_limit=20,
-                                                                   limit=30).splitlines()[4:]]
-    names = ("key frames", "picked frames", "asked segment", "whole clip")
+    table = count_probe(predictor, data, ["train", "test"], train_limit=20, limit=30)
+    readouts, localised = table.split("\n\nHow well")
+    rows = [line.strip("| ").split(" | ") for line in readouts.splitlines()[4:]]
+    names = ("key frames", "picked frames", "asked segment", "asked segment, ends off by <= 5%",
+             "asked segment, ends off by <= 20%", "score span", "whole clip")
     assert [row[:2] for row in rows] == [[split, name] for name in names for split in ("train", "test")]
     assert all(0 <= float(row[4]) <= float(row[3]) <= 1 for row in rows)
+    found_rows = [line.strip("| ").split(" | ") for line in localised.splitlines()[4:]]
+    assert [row[0] for row in found_rows] == ["train", "test"]
+    assert all(0 <= float(value) <= 1 for row in found_rows for value in row[2:])
 
 
 def test_retrain_reuses_only_the_finished_run_of_the_same_variant(tmp_path):

@@ -282,6 +282,42 @@ def test_score_quantile_key_frames_spread_over_the_score_mass():
         tiny_config(key_frame_rule="score_quantiles", key_frame_exploration=1.0)
 
 
+def test_score_span_key_frames_keep_one_spacing_and_fixed_slots():
+    """`key_frame_rule="score_span"`: the question-picked frames are evenly spaced in time between the score mass's
+    outer quantiles (where quantiles crowd them on the dense part), evenly over the clip when scores are flat,
+    distinct when the span is too short for them, and they fill the first K - C slots, the coverage frames the
+    last C, in every clip, whatever the times."""
+    from modeling_llamo.modeling_llamo import LlamoCrossTalker, score_quantile_indices, score_span_indices
+    from modeling_llamo.modeling_llamo import uniform_frame_indices
+
+    everywhere = torch.ones(3, 60, dtype=torch.bool)
+    scores = torch.full((3, 60), 1e-9)
+    scores[0, 10:20] = 3.0  # a dense stretch, then a sparse one: the quantiles crowd frames 10-19
+    scores[0, 20:50] = 1.0
+    scores[1] = 1.0  # flat: evenly spaced over the clip
+    scores[2, 30] = 100.0  # one frame holds nearly all: a span too short, made distinct
+    span = score_span_indices(scores, everywhere, 5)
+    quantiles = score_quantile_indices(scores, everywhere, 5)
+    first, last = quantiles[0, 0].item(), quantiles[0, -1].item()
+    assert span[0, 0].item() == first and span[0, -1].item() == last  # the same ends as the quantiles
+    gaps = torch.diff(span[0]).tolist()
+    assert max(gaps) - min(gaps) <= 1  # one spacing (to a frame), where the quantiles' gaps differ
+    assert max(torch.diff(quantiles[0]).tolist()) - min(torch.diff(quantiles[0]).tolist()) > 1
+    assert span[1].tolist() == [6, 18, 30, 42, 54]  # flat: from the frame holding the 0.1 quantile to the 0.9 one
+    assert span[2].tolist() == sorted(set(span[2].tolist())) and 30 in span[2].tolist()
+
+    talker = LlamoCrossTalker(tiny_config(num_key_frames=7, num_coverage_frames=2, key_frame_rule="score_span"))
+    frame_mask = torch.ones(3, 60, dtype=torch.long)
+    frame_mask[1, 40:] = 0
+    keys, evenly_spaced = talker.eval().select_key_frames(scores, frame_mask, torch.ones(3, dtype=torch.bool))
+    for row in range(3):
+        frames, marks = keys[row].tolist(), evenly_spaced[row].tolist()
+        coverage = uniform_frame_indices(frame_mask[row:row + 1], 2)[0].tolist()
+        assert marks == [False] * 5 + [True] * 2 and frames[5:] == coverage  # fixed slots, not time order
+        assert frames[:5] == sorted(set(frames[:5])) and not set(frames[:5]) & set(coverage)
+        assert max(frames) < frame_mask[row].sum()
+
+
 def test_outputs_mark_the_evenly_spaced_key_frames():
     """`evenly_spaced_key_frames` (what `chat --show` draws in grey, via `llamo.inference.evenly_spaced_frames`):
     the C coverage frames under text-guided selection, none with C = 0, all under uniform selection and on

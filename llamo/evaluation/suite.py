@@ -235,26 +235,51 @@ def key_frame_placement(predictor, data, split: str, limit: int = 300, seed: int
     return "\n".join(lines)
 
 
-def _probe_features(predictor, items, fps, found, frames: int = 32):
-    """Per counting item: the Cross Talker's K key-frame features (what the projector hands the language model),
-    the frame features it selects from (after the enhancer) at those K frames, before its context and fusion
-    (E7-E11) work on them, and on the asked segment and on the whole clip, each resampled to `frames` steps; and
-    the true counts."""
+PROBE_JITTERS = (0.05, 0.2)  # the asked segment's ends moved by up to these shares of its length
+
+
+def _segment_frames(times, start, end):
+    """Which of a clip's (valid) frames fall in `[start, end)`; a stretch shorter than the sampling step: the frame
+    nearest its middle."""
+    import torch
+
+    inside = (times >= start) & (times < end)
+    if not bool(inside.any()):
+        inside = torch.zeros_like(inside)
+        inside[(times - (start + end) / 2).abs().argmin()] = True
+    return inside
+
+
+def _probe_features(predictor, items, fps, found, frames: int = 32, seed: int = 0):
+    """Per counting item, feature sets to read the count from: the Cross Talker's K key-frame features (what the
+    projector hands the language model); the frame features it selects from (after the enhancer) at those K
+    frames, before its context and fusion (E7-E11) work on them; and, each resampled to `frames` steps, those of
+    the asked segment, of the asked segment with each end moved by a seeded up to +-`PROBE_JITTERS` of its length,
+    of the stretch the question's scores cover (the outer quantiles of `key_frame_rule="score_span"`) and of the
+    whole clip; the true counts; and `"localisation"`, per item `(IoU of that score span with the asked segment,
+    share of the asked segment inside it, 1 if the asked segment holds the most score mass of the clip's segments)`."""
+    import numpy as np
     import torch
     import torch.nn.functional as F
     from tqdm.auto import tqdm
 
-    talker, seen = predictor.model.model.cross_talker, {}
+    from modeling_llamo.modeling_llamo import score_span_indices
+
+    talker, seen, rng = predictor.model.model.cross_talker, {}, np.random.default_rng(seed)
+    config = predictor.model.config
+    span_count = max(1, config.num_key_frames - config.num_coverage_frames)
 
     def keep(module, args, output):
         seen["frames"], seen["mask"], seen["key"] = args[0].detach(), args[1].bool(), output.key_features.detach()
-        seen["indices"] = output.key_frame_indices.detach()
+        seen["indices"], seen["scores"] = output.key_frame_indices.detach(), output.frame_scores.detach()
 
     def resample(features):  # (t, d) -> (frames, d); a segment cut to one frame repeats it
         return F.interpolate(features.T[None].float(), size=frames, mode="linear", align_corners=True)[0].T.flatten()
 
+    jittered = [f"asked segment, ends off by <= {share:.0%}" for share in PROBE_JITTERS]
+    out = {name: [] for name in ("key frames", "picked frames", "asked segment", *jittered, "score span",
+                                 "whole clip", "count", "localisation")}
     handle = talker.register_forward_hook(keep)
-    out = {"key frames": [], "picked frames": [], "asked segment": [], "whole clip": [], "count": []}
     try:
         for start in tqdm(range(0, len(items), predictor.batch_size), desc="count probe", unit="batch"):
             batch = items[start:start + predictor.batch_size]
@@ -264,35 +289,52 @@ def _probe_features(predictor, items, fps, found, frames: int = 32):
             times = inputs["frame_timestamps"].cpu() * fps  # in the suite's frame numbers
             for clip, item in enumerate(batch):
                 valid = seen["mask"][clip].cpu()
-                segment = found[item.id]["segments"][found[item.id]["asked"]]
-                on_segment = valid & (times[clip] >= segment["start_f"]) & (times[clip] < segment["end_f"])
-                if not bool(on_segment.any()):  # a segment shorter than the sampling step: its nearest frame
-                    middle = (segment["start_f"] + segment["end_f"]) / 2
-                    on_segment = torch.zeros_like(valid)
-                    on_segment[(times[clip] - middle).abs().masked_fill(~valid, float("inf")).argmin()] = True
-                features = seen["frames"][clip].cpu()
+                question = found[item.id]
+                segment = question["segments"][question["asked"]]
+                features, clip_times = seen["frames"][clip].cpu(), times[clip][valid]
+                valid_features, scores = features[valid], seen["scores"][clip].cpu()[valid]
                 out["key frames"].append(seen["key"][clip].cpu().flatten().float())
                 out["picked frames"].append(features[seen["indices"][clip].cpu()].flatten().float())
-                out["asked segment"].append(resample(features[on_segment]))
-                out["whole clip"].append(resample(features[valid]))
+                out["asked segment"].append(resample(valid_features[_segment_frames(clip_times, segment["start_f"],
+                                                                                     segment["end_f"])]))
+                length = segment["end_f"] - segment["start_f"]
+                for name, share in zip(jittered, PROBE_JITTERS):
+                    low, high = segment["start_f"] + rng.uniform(-share, share, size=2) * length + [0, length]
+                    out[name].append(resample(valid_features[_segment_frames(clip_times, low, max(high, low + 1))]))
+                ends = score_span_indices(scores[None], torch.ones(1, len(scores), dtype=torch.bool),
+                                          min(span_count, len(scores)))[0]
+                first, last = int(ends.min()), int(ends.max())
+                out["score span"].append(resample(valid_features[first:last + 1]))
+                out["whole clip"].append(resample(valid_features))
                 out["count"].append(float(item.answer))
+                clip_end = question["segments"][-1]["end_f"]
+                span_start, span_end = float(clip_times[first]), min(float(clip_times[last]) + 1, clip_end)
+                overlap = max(0.0, min(span_end, segment["end_f"]) - max(span_start, segment["start_f"]))
+                union = max(span_end, segment["end_f"]) - min(span_start, segment["start_f"])
+                masses = [float(scores[(clip_times >= other["start_f"]) & (clip_times < other["end_f"])].sum())
+                          for other in question["segments"]]
+                out["localisation"].append([overlap / union, overlap / length,
+                                            float(int(np.argmax(masses)) == question["asked"])])
     finally:
         handle.remove()
     if not out["count"]:
         return None
-    return {name: torch.stack(values) if name != "count" else torch.tensor(values) for name, values in out.items()}
+    return {name: torch.tensor(values) if name in ("count", "localisation") else torch.stack(values)
+            for name, values in out.items()}
 
 
 def count_probe(predictor, data, splits=("test",), train_limit: int = 1500, limit: int = 300, seed: int = 0,
                 modality: str = "motion") -> str:
     """Markdown: where the repetition count is lost. Ridge regressions (a linear read-out, refit for each feature
-    set) predict the count of the train split's first `train_limit` counting questions from (1) the K key-frame
-    features the language model receives, (1b) the selectable frame features at those K frames, before the Cross
-    Talker's context and fusion (E7-E11), (2) the selectable frame features of the segment the question asks
-    about and (3) those of the whole clip, the ridge strength chosen on the val split; scored on each of `splits`'
-    counting questions (the ones `evaluate_split` asks: a third of `limit`) with OBO / exact / MAE. If (2) reads the
-    count and (1) does not, the count is in the features but the key frames do not carry it to the model; (1b)
-    says whether the picking (1b low too) or E7-E11 (1b high) loses it."""
+    set of `_probe_features`) predict the count of the train split's first `train_limit` counting questions from
+    (1) the K key-frame features the language model receives, (1b) the selectable frame features at those K
+    frames, before the Cross Talker's context and fusion (E7-E11), (2) the selectable frame features of the
+    segment the question asks about, (2b) the same with its ends a little off, (3) those of the stretch the
+    question's scores cover and (4) those of the whole clip, the ridge strength chosen on the val split; scored on
+    each of `splits`' counting questions (the ones `evaluate_split` asks: a third of `limit`) with OBO / exact /
+    MAE. If (2) reads the count and (1) does not, the count is in the features but the key frames do not carry it
+    to the model; (1b) says whether the picking (1b low too) or E7-E11 (1b high) loses it; (2b) how exactly a
+    read-out needs the counted stretch's extent, and (3) with a second table how well the scores find it."""
     import torch
 
     fps = suite_fps(data)
@@ -300,7 +342,7 @@ def count_probe(predictor, data, splits=("test",), train_limit: int = 1500, limi
 
     def features(split, count_limit):
         counting = sample_items(data, split, 3 * count_limit, seed, modality)[1][:count_limit]
-        return _probe_features(predictor, [item for item in counting if item.id in found], fps, found)
+        return _probe_features(predictor, [item for item in counting if item.id in found], fps, found, seed=seed)
 
     train, val = features("train", train_limit), features("val", 400)
     scored = {split: features(split, max(1, limit // 3)) for split in splits}
@@ -310,7 +352,7 @@ def count_probe(predictor, data, splits=("test",), train_limit: int = 1500, limi
     lines = [f"Ridge read-out of the count, fit on {len(train['count'])} train questions ({chosen_on}):", "",
              "| split | features | width | OBO | exact | MAE (n) |", "|---|---|---|---|---|---|"]
     mean_count = train["count"].mean()
-    for name in ("key frames", "picked frames", "asked segment", "whole clip"):
+    for name in (name for name in train if name not in ("count", "localisation")):
         center, scale = train[name].mean(0), train[name].std(0) + 1e-6
         x = ((train[name] - center) / scale).double()
         gram = x @ x.T
@@ -329,6 +371,13 @@ def count_probe(predictor, data, splits=("test",), train_limit: int = 1500, limi
             error = (predict(part, strength) - part["count"]).abs()
             lines.append(f"| {split} | {name} | {x.shape[1]} | {(error <= 1).double().mean():.3f} | "
                          f"{(error == 0).double().mean():.3f} | {error.mean():.2f} ({len(error)}) |")
+    lines += ["", "How well the question's scores find the counted segment (the score span: from the frame at the "
+              "score mass's 0.5 / (K - C) quantile to the one at 1 - 0.5 / (K - C)):", "",
+              "| split | questions | score span's IoU with the asked segment | share of the asked segment inside it | "
+              "asked segment holds the most score mass of the clip's segments |", "|---|---|---|---|---|"]
+    for split, part in scored.items():
+        iou, covered, found_most = part["localisation"].mean(0).tolist()
+        lines.append(f"| {split} | {len(part['count'])} | {iou:.2f} | {covered:.2f} | {found_most:.2f} |")
     return "\n".join(lines)
 
 
