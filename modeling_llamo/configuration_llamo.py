@@ -74,9 +74,10 @@ class LlamoConfig(PreTrainedConfig):
             quantiles give wherever the scores put their mass (and they fall back to even spacing when scores are
             flat). `"score_span"` (ours): K - C frames evenly spaced in time between the outer two of those
             quantiles, placed in slots 0..K-C-1 and the C evenly spaced frames after them (not interleaved in time),
-            so slot i means the same relative moment of the scored stretch in every clip; quantiles crowd the picks
-            where scores are dense and interleaving shifts every slot with where the coverage frames fall, so the
-            language model could not read a count off fixed slots. Distinct frames either way.
+            so slot i means the same relative moment of the scored stretch in every clip (quantiles crowd the picks
+            where scores are dense, and interleaving moves every slot with where the coverage frames fall). On
+            llamo-demo it did not make the count easier to read: the scored stretch is not the counted segment
+            (README, "Where it fails"). Distinct frames either way.
         key_frame_grounding_weight (`float`, defaults to 0.0):
             Training only, ours (the paper learns selection from the answer loss alone): weight of an auxiliary
             loss, `-log` of the share of the E6 scores `s_j` that falls on the frames a label says the question is
