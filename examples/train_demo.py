@@ -129,6 +129,10 @@ def main(argv=None):
     parser.add_argument("--grounding", type=float, default=0.0, metavar="W", help="add the key-frame grounding "
                         "loss with weight W (LlamoConfig.key_frame_grounding_weight): the question's E6 frame scores "
                         "are pulled onto the segments it is about, from the suite's segment labels")
+    parser.add_argument("--span-head-steps", type=int, default=0, metavar="N", help="first train the asked-span head "
+                        "alone for N steps (with --config use_asked_span_head=true; no language model runs, the "
+                        "rest of the model frozen), then the --steps joint steps")
+    parser.add_argument("--span-head-lr", type=float, default=1e-3)
     parser.add_argument("--output", default=demo.DEMO_WEIGHTS_DIR)
     parser.add_argument("--stats-motions", type=int, default=400)
     parser.add_argument("--save-every", type=int, default=0, help="also save the weights every N steps (a long run "
@@ -152,11 +156,11 @@ def main(argv=None):
                          "examples/make_motion_qa.py.")
 
     previous = None
-    if args.init_from and (set(changed_switches) - set(demo.CONTINUABLE_SWITCHES)
-                           or args.frame_selection != "text_guided"):
+    continuable = demo.CONTINUABLE_SWITCHES + demo.ADDABLE_SWITCHES
+    if args.init_from and (set(changed_switches) - set(continuable) or args.frame_selection != "text_guided"):
         raise SystemExit("--init-from continues a trained model with its own config; with it --config may set only "
-                         f"{', '.join(demo.CONTINUABLE_SWITCHES)} (they change no weights); --frame-selection and "
-                         "the other switches apply only to a fresh training.")
+                         f"{', '.join(continuable)} (they change no trained weight); --frame-selection and the other "
+                         "switches apply only to a fresh training.")
     if args.init_from:
         with open(os.path.join(args.init_from, "recipe.json")) as f:
             previous = json.load(f)
@@ -176,10 +180,12 @@ def main(argv=None):
 
     args.count_answers = args.count_answers or (previous or {}).get("count_answers", "digits")
     repeat = parse_overrides(args.repeat)
-    grounding = model.config.key_frame_grounding_weight > 0
-    dataset = training_conversations(args.data, args.modality, args.count_answers, repeat, focus=grounding)
+    grounding, span_head = model.config.key_frame_grounding_weight > 0, model.config.use_asked_span_head
+    dataset = training_conversations(args.data, args.modality, args.count_answers, repeat,
+                                     focus=grounding or span_head)
     mirror = MirrorMotion(processor.feature_extractor, probability=args.mirror, seed=args.seed) if args.mirror else None
-    collator = LlamoDataCollator(processor, default_motion_fps=30.0, augment=mirror, key_frame_targets=grounding)
+    collator = LlamoDataCollator(processor, default_motion_fps=30.0, augment=mirror, key_frame_targets=grounding,
+                                 asked_frame_targets=span_head)
     loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=True, collate_fn=collator, drop_last=True,
                         generator=torch.Generator().manual_seed(args.seed))
     new_params = [p for n, p in peft_model.named_parameters() if p.requires_grad and "lora_" not in n]
@@ -190,8 +196,14 @@ def main(argv=None):
     print(f"{len(dataset)} training conversations; {sum(p.numel() for p in new_params + lora_params):,} trainable "
           f"parameters; {args.steps} steps of {args.batch_size}")
 
-    step, start, log, grounding_log = 0, time.time(), [], []
-    save = _save_factory(args, previous, overrides, peft_model, processor, log, start, mirror, grounding_log)
+    head_log = []
+    if args.span_head_steps:
+        if not span_head:
+            raise SystemExit("--span-head-steps trains the asked-span head: add --config use_asked_span_head=true")
+        head_log = fit_asked_span_head(peft_model, loader, args.span_head_steps, args.span_head_lr)
+    step, start, log, grounding_log, span_log = 0, time.time(), [], [], []
+    save = _save_factory(args, previous, overrides, peft_model, processor, log, start, mirror,
+                         {"grounding": grounding_log, "asked_span": span_log, "asked_span_head_only": head_log})
     bar = tqdm(total=args.steps, desc="train")
     while step < args.steps:
         for batch in loader:
@@ -202,6 +214,8 @@ def main(argv=None):
             loss.backward()
             if output.grounding_loss is not None:
                 grounding_log.append(output.grounding_loss.item())
+            if output.asked_span_loss is not None:
+                span_log.append(output.asked_span_loss.item())
             torch.nn.utils.clip_grad_norm_(new_params + lora_params, 1.0)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
@@ -209,8 +223,9 @@ def main(argv=None):
             step += 1
             bar.update(1)
             if step % 20 == 0:
+                terms = {"grounding": grounding_log, "span": span_log}
                 bar.set_postfix(loss=f"{np.mean(log[-20:]):.3f}",
-                                **({"grounding": f"{np.mean(grounding_log[-20:]):.3f}"} if grounding_log else {}))
+                                **{name: f"{np.mean(values[-20:]):.3f}" for name, values in terms.items() if values})
             if args.save_every and step % args.save_every == 0 and step < args.steps:
                 save(step)
             if step >= args.steps:
@@ -219,7 +234,52 @@ def main(argv=None):
     save(step)
 
 
-def _save_factory(args, previous, overrides, peft_model, processor, log, start, mirror=None, grounding_log=()):
+def fit_asked_span_head(peft_model, loader, steps, lr):
+    """Trains the asked-span head alone, on the motion features of the model as it is (no language model runs:
+    `LlamoModel.prompt_media_features`), before the joint steps: a fresh head would otherwise steer
+    `key_frame_rule="asked_span"` at random while the rest of the model trains on its picks. Returns the loss per
+    step."""
+    from modeling_llamo.modeling_llamo import asked_span_loss
+
+    model = peft_model.get_base_model()
+    inner = model.model
+    head = inner.cross_talker.asked_span_head
+    was_trainable = {name: p.requires_grad for name, p in peft_model.named_parameters()}
+    peft_model.requires_grad_(False)
+    head.requires_grad_(True)
+    optimizer = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=0.01)
+    log, bar = [], tqdm(total=steps, desc="asked-span head")
+    clip_inputs = ("pixel_values_videos", "frame_mask", "motion_values", "motion_mask", "frame_timestamps")
+    try:
+        while len(log) < steps:
+            for batch in loader:
+                for group in optimizer.param_groups:
+                    group["lr"] = lr * lr_at(len(log), steps, min(20, steps // 10))
+                input_ids = batch["input_ids"]
+                media = inner.prompt_media_features(
+                    inner.get_input_embeddings()(input_ids), inner.get_placeholder_mask(input_ids, None),
+                    batch["attention_mask"], batch.get("guidance_mask"),
+                    **{name: batch[name] for name in clip_inputs if batch.get(name) is not None})
+                loss = asked_span_loss(media.asked_span_logits, batch["asked_frame_targets"])
+                if loss is None:
+                    continue
+                loss.backward()
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                log.append(loss.item())
+                bar.update(1)
+                if len(log) % 20 == 0:
+                    bar.set_postfix(loss=f"{np.mean(log[-20:]):.3f}")
+                if len(log) >= steps:
+                    break
+    finally:
+        bar.close()
+        for name, p in peft_model.named_parameters():
+            p.requires_grad_(was_trainable[name])
+    return log
+
+
+def _save_factory(args, previous, overrides, peft_model, processor, log, start, mirror=None, term_logs=None):
     def save(step):
         minutes = (time.time() - start) / 60
         build_seed = previous.get("build_seed", 0) if previous else args.seed
@@ -231,18 +291,20 @@ def _save_factory(args, previous, overrides, peft_model, processor, log, start, 
                        if mirror else None),
             "steps": step, "planned_steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "lora_lr": args.lora_lr,
             "warmup": args.warmup, "seed": args.seed, "suite": suite_identity(args.data),
-            "train_minutes": round(minutes, 1), "final_loss_mean_last_50": float(np.mean(log[-50:])),
+            "train_minutes": round(minutes, 1), "final_loss_mean_last_50": float(np.mean(log[-50:])) if log else None,
             "loss_curve_every_20": [round(float(np.mean(log[i:i + 20])), 4) for i in range(0, len(log), 20)],
         }
-        if grounding_log:  # the grounding term alone (the loss above includes it, weighted)
-            recipe["grounding_loss_curve_every_20"] = [round(float(np.mean(grounding_log[i:i + 20])), 4)
-                                                       for i in range(0, len(grounding_log), 20)]
+        for name, values in (term_logs or {}).items():  # auxiliary terms alone (the loss above includes them)
+            if values:
+                recipe[f"{name}_loss_curve_every_20"] = [round(float(np.mean(values[i:i + 20])), 4)
+                                                         for i in range(0, len(values), 20)]
         if previous:  # a continuation: keep the history of the runs before it
             recipe["continued_from"] = {k: v for k, v in previous.items() if k not in ("motion_mean", "motion_std")}
             recipe["total_steps"] = previous.get("total_steps", previous["steps"]) + step
         demo.save_demo_weights(peft_model, processor, recipe, directory=args.output)
         size = os.path.getsize(os.path.join(args.output, "llamo-demo.safetensors")) / 2**20
-        tqdm.write(f"step {step}: loss {recipe['final_loss_mean_last_50']:.3f}, saved to {args.output} ({size:.1f} MiB)")
+        loss = "no joint step" if not log else f"loss {recipe['final_loss_mean_last_50']:.3f}"
+        tqdm.write(f"step {step}: {loss}, saved to {args.output} ({size:.1f} MiB)")
 
     return save
 

@@ -11,7 +11,8 @@ from transformers import AutoConfig
 from transformers.configuration_utils import PreTrainedConfig, SubConfigSpec
 
 FRAME_SELECTION_MODES = ("text_guided", "uniform")
-KEY_FRAME_RULES = ("top_k", "score_quantiles", "score_span")
+KEY_FRAME_RULES = ("top_k", "score_quantiles", "score_span", "asked_span")
+SLOTTED_KEY_FRAME_RULES = ("score_span", "asked_span")  # question-picked frames in slots 0..K-C-1, coverage after
 KEY_FRAME_GROUNDING_MODES = ("share", "even")
 MOTION_ENCODER_TYPES = ("transformer", "conv")
 
@@ -77,7 +78,9 @@ class LlamoConfig(PreTrainedConfig):
             so slot i means the same relative moment of the scored stretch in every clip (quantiles crowd the picks
             where scores are dense, and interleaving moves every slot with where the coverage frames fall). On
             llamo-demo it did not make the count easier to read: the scored stretch is not the counted segment
-            (README, "Where it fails"). Distinct frames either way.
+            (README, "Where it fails"). `"asked_span"` (ours, needs `use_asked_span_head`): the same slots, the
+            K - C frames evenly spaced over the stretch the asked-span head marks as the one the question asks
+            about (`asked_span_indices`). Distinct frames either way.
         key_frame_grounding_weight (`float`, defaults to 0.0):
             Training only, ours (the paper learns selection from the answer loss alone): weight of an auxiliary
             loss, `-log` of the share of the E6 scores `s_j` that falls on the frames a label says the question is
@@ -89,6 +92,12 @@ class LlamoConfig(PreTrainedConfig):
             evenly over them, `KL(uniform over the targets || s / sum(s))`, which bounds the share loss from above
             (Jensen), so it asks for the share too. Under `key_frame_rule="score_quantiles"` evenly spread scores
             put the question-picked frames on an even grid over the asked stretch, which a count needs.
+        use_asked_span_head (`bool`, defaults to `False`):
+            Ours: a small head (`LlamoAskedSpanHead`) that gives every frame a logit for lying in the stretch the
+            question asks about; `key_frame_rule="asked_span"` reads it. Off: no such weights.
+        asked_span_loss_weight (`float`, defaults to 1.0):
+            Training only, ours: weight of that head's per-frame binary cross-entropy (`asked_span_loss`) against
+            `asked_frame_targets` (1 on the asked segment's frames; `LlamoDataCollator(asked_frame_targets=True)`).
         use_enhancer (`bool`, defaults to `True`):
             Whether the Motion Feature Enhancer (E3-E4) runs; without it video is not fused into motion.
         use_adaptive_context (`bool`, defaults to `True`):
@@ -147,6 +156,8 @@ class LlamoConfig(PreTrainedConfig):
     key_frame_rule: str = "top_k"
     key_frame_grounding_weight: float = 0.0
     key_frame_grounding_mode: str = "share"
+    use_asked_span_head: bool = False
+    asked_span_loss_weight: float = 1.0
     use_enhancer: bool = True
     use_adaptive_context: bool = True
     use_bidirectional_fusion: bool = True
@@ -196,6 +207,11 @@ class LlamoConfig(PreTrainedConfig):
             "`key_frame_exploration` perturbs the ranking of `key_frame_rule=\"top_k\"`; "
             f"`{self.key_frame_rule}` has no ranking to perturb: set it to 0.",
         )
+        require(
+            self.key_frame_rule != "asked_span" or self.use_asked_span_head,
+            "`key_frame_rule=\"asked_span\"` reads the asked-span head: set `use_asked_span_head=True`.",
+        )
+        require(self.asked_span_loss_weight >= 0, "`asked_span_loss_weight` must be >= 0.")
         require(
             self.motion_encoder_type in MOTION_ENCODER_TYPES,
             f"`motion_encoder_type` must be one of {MOTION_ENCODER_TYPES}, got {self.motion_encoder_type!r}.",

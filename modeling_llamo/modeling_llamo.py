@@ -36,7 +36,7 @@ from transformers.activations import ACT2FN
 from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
 from transformers.utils import ModelOutput
 
-from .configuration_llamo import LlamoConfig
+from .configuration_llamo import SLOTTED_KEY_FRAME_RULES, LlamoConfig
 
 CLIP_INPUT_NAMES = ("pixel_values_videos", "frame_mask", "motion_values", "motion_mask", "frame_timestamps")
 """Model inputs that hold one entry per clip (not per batch row)."""
@@ -59,7 +59,8 @@ class LlamoCrossTalkerOutput(ModelOutput):
             Key-frame features after local/global context and fusion (E8-E10), before the projector (E11).
         fused_text (`torch.FloatTensor` of shape `(num_clips, L, hidden_size)`, *optional*):
             Instruction-token features that attended to the key frames (E10).
-        key_frame_indices, evenly_spaced_key_frames, frame_scores, window_radii: see [`LlamoMediaOutput`].
+        key_frame_indices, evenly_spaced_key_frames, frame_scores, window_radii, asked_span_logits: see
+            [`LlamoMediaOutput`].
     """
 
     key_features: torch.FloatTensor | None = None
@@ -68,6 +69,7 @@ class LlamoCrossTalkerOutput(ModelOutput):
     evenly_spaced_key_frames: torch.BoolTensor | None = None
     frame_scores: torch.FloatTensor | None = None
     window_radii: torch.FloatTensor | None = None
+    asked_span_logits: torch.FloatTensor | None = None
 
 
 @dataclass
@@ -89,6 +91,9 @@ class LlamoMediaOutput(ModelOutput):
             Score `s_j` of every frame (E6); 0 on padding frames.
         window_radii (`torch.FloatTensor` of shape `(num_clips, K)`, *optional*):
             Adaptive window ratio `r_k` of each key frame (E7).
+        asked_span_logits (`torch.FloatTensor` of shape `(num_clips, T)`, *optional*):
+            With `use_asked_span_head`: per frame, the logit that it lies in the stretch the question asks about
+            ([`LlamoAskedSpanHead`]); the dtype's lowest value on padding frames.
         estimator_loss (`torch.FloatTensor`, *optional*):
             Auxiliary regression loss of the Motion Estimator on clips that have both video and motion.
     """
@@ -99,6 +104,7 @@ class LlamoMediaOutput(ModelOutput):
     evenly_spaced_key_frames: torch.BoolTensor | None = None
     frame_scores: torch.FloatTensor | None = None
     window_radii: torch.FloatTensor | None = None
+    asked_span_logits: torch.FloatTensor | None = None
     estimator_loss: torch.FloatTensor | None = None
 
 
@@ -110,20 +116,25 @@ class LlamoModelOutputWithPast(BaseModelOutputWithPast):
     evenly_spaced_key_frames: torch.BoolTensor | None = None
     frame_scores: torch.FloatTensor | None = None
     window_radii: torch.FloatTensor | None = None
+    asked_span_logits: torch.FloatTensor | None = None
     estimator_loss: torch.FloatTensor | None = None
 
 
 @dataclass
 class LlamoCausalLMOutputWithPast(CausalLMOutputWithPast):
     """[`CausalLMOutputWithPast`] plus what the question selected: see [`LlamoMediaOutput`]; and `grounding_loss`,
-    [`key_frame_grounding_loss`] (unweighted) when `key_frame_targets` were given and the config weighs it."""
+    [`key_frame_grounding_loss`] (unweighted) when `key_frame_targets` were given and the config weighs it; and
+    `asked_span_loss`, [`asked_span_loss`] (unweighted) when `asked_frame_targets` were given to a model with the
+    asked-span head."""
 
     key_frame_indices: torch.LongTensor | None = None
     evenly_spaced_key_frames: torch.BoolTensor | None = None
     frame_scores: torch.FloatTensor | None = None
     window_radii: torch.FloatTensor | None = None
+    asked_span_logits: torch.FloatTensor | None = None
     estimator_loss: torch.FloatTensor | None = None
     grounding_loss: torch.FloatTensor | None = None
+    asked_span_loss: torch.FloatTensor | None = None
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -250,6 +261,25 @@ class LlamoTemporalStack(nn.Module):
         return hidden_states
 
 
+class LlamoTemporalConvs(nn.ModuleList):
+    """Residual 1-D convolutions over time, `x + act(conv(x))` per layer (one layer per dilation), padding frames
+    zeroed before each so they leak nothing."""
+
+    def __init__(self, config: LlamoConfig, dilations=(1,), kernel_size: int = 3):
+        super().__init__(
+            nn.Conv1d(config.hidden_size, config.hidden_size, kernel_size, padding=dilation * (kernel_size // 2),
+                      dilation=dilation)
+            for dilation in dilations
+        )
+        self.act = ACT2FN[config.projector_hidden_act]
+
+    def forward(self, hidden_states, frame_mask):
+        keep = frame_mask[..., None].to(hidden_states.dtype)
+        for conv in self:
+            hidden_states = hidden_states + self.act(conv((hidden_states * keep).transpose(1, 2)).transpose(1, 2))
+        return hidden_states * keep
+
+
 class LlamoTimeEncoding(nn.Module):
     """Sinusoidal encoding of frame timestamps (seconds), so temporal order survives key-frame selection.
 
@@ -319,24 +349,13 @@ class LlamoMotionEncoder(nn.Module):
             ACT2FN[config.projector_hidden_act],
             nn.Linear(config.hidden_size, config.hidden_size),
         )
-        self.encoder_type = config.motion_encoder_type
         if config.motion_encoder_type == "transformer":
             self.temporal = LlamoTemporalStack(config, config.num_motion_encoder_layers)
         else:
-            self.temporal = nn.ModuleList(
-                nn.Conv1d(config.hidden_size, config.hidden_size, kernel_size=3, padding=1)
-                for _ in range(config.num_motion_encoder_layers)
-            )
-        self.act = ACT2FN[config.projector_hidden_act]
+            self.temporal = LlamoTemporalConvs(config, dilations=(1,) * config.num_motion_encoder_layers)
 
     def forward(self, motion_values, motion_mask, time_encoding):
-        hidden = self.frame_mlp(motion_values) + time_encoding
-        if self.encoder_type == "transformer":
-            return self.temporal(hidden, motion_mask)
-        keep = motion_mask[..., None].to(hidden.dtype)
-        for conv in self.temporal:  # residual 1-D convolutions; padding frames zeroed so they leak nothing
-            hidden = hidden + self.act(conv((hidden * keep).transpose(1, 2)).transpose(1, 2))
-        return hidden * keep
+        return self.temporal(self.frame_mlp(motion_values) + time_encoding, motion_mask)
 
 
 class LlamoMotionEstimator(nn.Module):
@@ -441,16 +460,101 @@ def score_span_indices(scores, eligible, count):
     tail = 0.5 / count
     ends = torch.tensor([tail, 1.0 - tail], device=scores.device).expand(scores.shape[0], 2)
     first, last = torch.searchsorted(cumulative.contiguous(), ends.contiguous(), right=True).unbind(-1)
+    return evenly_spaced_between(order, lengths, first, last, count)
+
+
+def evenly_spaced_between(order, lengths, first, last, count):
+    """`count` distinct frames evenly spaced from position `first` to position `last` (`(N,)` each) of `order`'s
+    eligible frames (`lengths` per clip); `last` is kept inside the clip and at or past `first`."""
     last = torch.minimum(last, lengths - 1)
-    fraction = torch.arange(count, device=scores.device).float() / max(count - 1, 1)
+    fraction = torch.arange(count, device=order.device).float() / max(count - 1, 1)
     positions = torch.round(first[:, None] + fraction[None, :] * (last - first).clamp(min=0)[:, None].float())
     return distinct_frames(order, lengths, positions.long())
+
+
+def heaviest_run(gains, frame_mask):
+    """Per clip, the run of consecutive valid frames with the largest sum of `gains` (`(N, T)`): `(first, last)`,
+    `(N,)` each, as ranks among the clip's valid frames (`frame_ranks`), both inclusive. One pass of prefix
+    sums: the best run ending at frame j starts at the frame i <= j whose prefix sum (the gains before i) is the
+    lowest."""
+    order, lengths = valid_frame_order(frame_mask)
+    ranks = torch.arange(gains.shape[1], device=gains.device)[None, :]
+    # Padding, ordered last, gets a loss no run would take on (every valid gain here is above -1).
+    ordered = torch.gather(gains.float(), 1, order).masked_fill(ranks >= lengths[:, None], -1.0)
+    prefix = F.pad(ordered.cumsum(-1), (1, 0))  # prefix[:, j]: the sum of the gains before frame j
+    lowest, lowest_at = torch.cummin(prefix[:, :-1], dim=-1)
+    last = (prefix[:, 1:] - lowest).argmax(-1)
+    first = torch.gather(lowest_at, 1, last[:, None])[:, 0]
+    return first, last
+
+
+def asked_span_indices(span_logits, frame_mask, eligible, count):
+    """`key_frame_rule="asked_span"`: per clip, `count` eligible frames evenly spaced in time over the stretch the
+    asked-span head believes the question asks about: the run of consecutive valid frames that maximises
+    `sum(p_j - 1/2)` of its probabilities `p_j = sigmoid(logit_j)` (frames it holds more likely in than out
+    count for the run, the others against it, so a short doubtful gap is bridged and a long one is not).
+    Needs >= `count` eligible frames per clip."""
+    first, last = heaviest_run(torch.sigmoid(span_logits.float()) - 0.5, frame_mask)
+    ranks, eligible = frame_ranks(frame_mask), eligible.bool()
+    order, lengths = valid_frame_order(eligible)
+    # The run's ends as positions among the eligible frames (the coverage frames are not eligible).
+    first = (eligible & (ranks < first[:, None])).sum(-1).clamp(max=lengths - 1)
+    last = (eligible & (ranks <= last[:, None])).sum(-1) - 1
+    return evenly_spaced_between(order, lengths, first, last, count)
 
 
 def frame_ranks(frame_mask):
     """Position of each frame among its clip's valid frames (0..n-1); padding frames get -1."""
     mask = frame_mask.bool()
     return torch.where(mask, mask.long().cumsum(-1) - 1, torch.full_like(mask, -1, dtype=torch.long))
+
+
+class LlamoAskedSpanHead(nn.Module):
+    """Ours (the paper has no such head): per frame, a logit that it lies in the stretch the question asks about
+    (the segment whose action, direction, body part or count is wanted), trained with a per-frame binary
+    cross-entropy (`asked_span_loss`) and read by `key_frame_rule="asked_span"`. E6's scores are a softmax over
+    frames, trained (or not) to put mass on the moments that matter; they do not say where such a stretch starts
+    and ends, and a count needs those ends within a few percent (README, "Where it fails").
+
+    Temporal context first (dilated convolutions: where one action gives way to another is a change over
+    frames), then the frames read the instruction (a cross-attention block: which action, which relation), then
+    more temporal context so neighbouring frames agree."""
+
+    dilations = (1, 2, 4)  # kernel 5: each stack sees 29 frames
+
+    def __init__(self, config: LlamoConfig):
+        super().__init__()
+        self.norm = nn.LayerNorm(config.hidden_size)
+        self.motion_context = LlamoTemporalConvs(config, self.dilations, kernel_size=5)
+        self.read_question = LlamoAttentionBlock(config)
+        self.span_context = LlamoTemporalConvs(config, self.dilations, kernel_size=5)
+        self.out = nn.Linear(config.hidden_size, 1)
+
+    def forward(self, motion_features, frame_mask, text_features, text_mask):
+        hidden = self.motion_context(self.norm(motion_features), frame_mask)
+        hidden = self.read_question(hidden, text_features, key_mask=text_mask)
+        hidden = self.span_context(hidden, frame_mask)
+        logits = self.out(hidden).squeeze(-1)
+        return logits.masked_fill(~frame_mask.bool(), torch.finfo(logits.dtype).min)
+
+
+def asked_span_loss(span_logits, asked_frame_targets):
+    """The asked-span head's loss (`LlamoConfig.asked_span_loss_weight`): binary cross-entropy of each valid
+    frame's logit against 1 inside the asked stretch and 0 outside, averaged over the valid frames of the clips that
+    have one; None when none has.
+
+    Args:
+        span_logits: `(num_clips, T)`, the dtype's lowest value on padding frames (as the head writes them).
+        asked_frame_targets: `(num_clips, T')` 1 on the frames of the asked stretch; padded or cut to T.
+    """
+    num_frames = span_logits.shape[1]
+    targets = asked_frame_targets.to(span_logits.device, torch.float32)[:, :num_frames]
+    targets = F.pad(targets, (0, num_frames - targets.shape[1]))
+    valid = span_logits > torch.finfo(span_logits.dtype).min
+    counted = valid & (targets.sum(-1, keepdim=True) > 0)
+    if not bool(counted.any()):
+        return None
+    return F.binary_cross_entropy_with_logits(span_logits.float()[counted], targets[counted])
 
 
 class LlamoCrossTalker(nn.Module):
@@ -479,6 +583,7 @@ class LlamoCrossTalker(nn.Module):
         if config.use_bidirectional_fusion:
             self.frames_attend_text = LlamoAttentionBlock(config)
             self.text_attends_frames = LlamoAttentionBlock(config)
+        self.asked_span_head = LlamoAskedSpanHead(config) if config.use_asked_span_head else None
 
     def frame_scores(self, text_features, text_mask, motion_features, frame_mask):
         """E5-E6: per-frame scores, 0 on padding frames. Clips with no instruction token get uniform scores."""
@@ -493,12 +598,13 @@ class LlamoCrossTalker(nn.Module):
         uniform = frame_mask.float() / frame_mask.float().sum(-1, keepdim=True).clamp(min=1)
         return torch.where(has_text[:, None], scores, uniform).masked_fill(~frame_mask.bool(), 0.0), has_text
 
-    def select_key_frames(self, scores, frame_mask, has_text):
+    def select_key_frames(self, scores, frame_mask, has_text, span_logits=None):
         """E6: top-K valid frames by score, in time order (while training, perturbed by `key_frame_exploration`;
         with `key_frame_rule="score_quantiles"`, the frames at K evenly spaced quantiles of the score mass instead;
-        with `"score_span"`, K frames evenly spaced in time over the stretch holding the score mass).
+        with `"score_span"`, K frames evenly spaced in time over the stretch holding the score mass; with
+        `"asked_span"`, over the stretch the asked-span head marks, from `span_logits`).
         With `num_coverage_frames` C > 0, C of them are evenly spaced and the other K - C are picked from the rest;
-        in time order, except under `"score_span"`: the K - C picks first, then the C evenly spaced frames.
+        in time order, except under the span rules: the K - C picks first, then the C evenly spaced frames.
         Fewer than K valid frames: all, repeated in order.
 
         Returns `(indices, evenly_spaced)`, both `(N, K)`: the key frames and which of them are evenly spaced
@@ -528,9 +634,11 @@ class LlamoCrossTalker(nn.Module):
             picked = score_quantile_indices(scores, eligible, num_picked)
         elif self.config.key_frame_rule == "score_span":
             picked = score_span_indices(scores, eligible, num_picked)
+        elif self.config.key_frame_rule == "asked_span":
+            picked = asked_span_indices(span_logits, frame_mask, eligible, num_picked)
         else:
             picked = ranking.masked_fill(~eligible, float("-inf")).topk(num_picked, dim=-1).indices
-        if self.config.key_frame_rule == "score_span":
+        if self.config.key_frame_rule in SLOTTED_KEY_FRAME_RULES:
             # Slots of their own: the picks (in time order) first, then the coverage frames, so slot i holds the
             # same relative moment of the scored stretch in every clip instead of wherever time order puts it.
             top = torch.cat([picked, coverage], dim=-1) if num_coverage > 0 else picked
@@ -569,7 +677,10 @@ class LlamoCrossTalker(nn.Module):
     def forward(self, motion_features, frame_mask, text_embeds, text_mask):
         text_features = self.text_proj(text_embeds)
         scores, has_text = self.frame_scores(text_features, text_mask, motion_features, frame_mask)
-        key_indices, evenly_spaced = self.select_key_frames(scores, frame_mask, has_text)
+        span_logits = None
+        if self.asked_span_head is not None:
+            span_logits = self.asked_span_head(motion_features, frame_mask, text_features, text_mask)
+        key_indices, evenly_spaced = self.select_key_frames(scores, frame_mask, has_text, span_logits)
         gather_index = key_indices[..., None].expand(-1, -1, motion_features.shape[-1])
         key_features = torch.gather(motion_features, 1, gather_index)
         if self.config.frame_selection == "text_guided":
@@ -597,6 +708,7 @@ class LlamoCrossTalker(nn.Module):
             evenly_spaced_key_frames=evenly_spaced,
             frame_scores=scores,
             window_radii=radii,
+            asked_span_logits=span_logits,
         )
 
 
@@ -832,8 +944,31 @@ class LlamoModel(LlamoPreTrainedModel):
             evenly_spaced_key_frames=selection.evenly_spaced_key_frames,
             frame_scores=selection.frame_scores,
             window_radii=selection.window_radii,
+            asked_span_logits=selection.asked_span_logits,
             estimator_loss=estimator_loss,
         )
+
+    def prompt_media_features(self, inputs_embeds, placeholder_mask, attention_mask=None, guidance_mask=None,
+                              **media_inputs) -> LlamoMediaOutput:
+        """`get_media_features` for a prompt: each clip's batch row from the `<motion>` placeholders (one marker's
+        worth per clip), and the instruction tokens (`guidance_mask`) by default every attended token that is not a
+        placeholder. Runs no language model, so a stage that trains only the motion path (e.g. the asked-span
+        head alone) calls this instead of `forward`."""
+        reference = media_inputs.get("motion_values")
+        reference = media_inputs.get("pixel_values_videos") if reference is None else reference
+        num_clips = reference.shape[0]
+        if not bool(placeholder_mask.any()):
+            raise ValueError(
+                f"Got media for {num_clips} clip(s) but the prompt has no `<motion>` placeholder token "
+                f"(id {self.config.motion_token_id}); put one `<motion>` marker per clip in the text and let the "
+                "processor expand it."
+            )
+        clip_rows = self.clip_rows(placeholder_mask, num_clips)
+        if guidance_mask is None:
+            guidance_mask = ~placeholder_mask
+            if attention_mask is not None and attention_mask.dim() == 2:
+                guidance_mask = guidance_mask & attention_mask.bool()
+        return self.get_media_features(inputs_embeds, guidance_mask, clip_rows, **media_inputs)
 
     def forward(
         self,
@@ -888,27 +1023,10 @@ class LlamoModel(LlamoPreTrainedModel):
         placeholder_mask = self.get_placeholder_mask(input_ids, inputs_embeds)
         media = LlamoMediaOutput()
         if has_media:
-            num_clips = (motion_values if motion_values is not None else pixel_values_videos).shape[0]
-            if not bool(placeholder_mask.any()):
-                raise ValueError(
-                    f"Got media for {num_clips} clip(s) but the prompt has no `<motion>` placeholder token "
-                    f"(id {self.config.motion_token_id}); put one `<motion>` marker per clip in the text and let the "
-                    "processor expand it."
-                )
-            clip_rows = self.clip_rows(placeholder_mask, num_clips)
-            if guidance_mask is None:
-                guidance_mask = ~placeholder_mask
-                if attention_mask is not None and attention_mask.dim() == 2:
-                    guidance_mask = guidance_mask & attention_mask.bool()
-            media = self.get_media_features(
-                inputs_embeds,
-                guidance_mask,
-                clip_rows,
-                pixel_values_videos=pixel_values_videos,
-                frame_mask=frame_mask,
-                motion_values=motion_values,
-                motion_mask=motion_mask,
-                frame_timestamps=frame_timestamps,
+            media = self.prompt_media_features(
+                inputs_embeds, placeholder_mask, attention_mask, guidance_mask,
+                pixel_values_videos=pixel_values_videos, frame_mask=frame_mask, motion_values=motion_values,
+                motion_mask=motion_mask, frame_timestamps=frame_timestamps,
             )
             if media.text_embeds_delta is not None:
                 inputs_embeds = inputs_embeds + media.text_embeds_delta.to(inputs_embeds.dtype)
@@ -938,6 +1056,7 @@ class LlamoModel(LlamoPreTrainedModel):
             evenly_spaced_key_frames=media.evenly_spaced_key_frames,
             frame_scores=media.frame_scores,
             window_radii=media.window_radii,
+            asked_span_logits=media.asked_span_logits,
             estimator_loss=media.estimator_loss,
         )
 
@@ -992,6 +1111,7 @@ class LlamoForConditionalGeneration(LlamoPreTrainedModel, GenerationMixin):
         guidance_mask: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
         key_frame_targets: torch.Tensor | None = None,
+        asked_frame_targets: torch.Tensor | None = None,
         use_cache: bool | None = None,
         logits_to_keep: int | torch.Tensor = 0,
         **kwargs,
@@ -1003,6 +1123,10 @@ class LlamoForConditionalGeneration(LlamoPreTrainedModel, GenerationMixin):
             1 on the frames of each clip's timeline that the question is about (`LlamoDataCollator(...,
             key_frame_targets=True)` builds them); with labels and `config.key_frame_grounding_weight > 0` they add
             `key_frame_grounding_loss` to the loss.
+        asked_frame_targets (`torch.Tensor` of shape `(num_clips, frames)`, *optional*):
+            1 on the frames of the stretch each clip's question asks about (`LlamoDataCollator(...,
+            asked_frame_targets=True)`); with `config.use_asked_span_head` they add `asked_span_loss`, weighted by
+            `config.asked_span_loss_weight`, to the loss (given labels).
         See [`LlamoModel.forward`] for the media arguments.
         """
         outputs = self.model(
@@ -1035,6 +1159,11 @@ class LlamoForConditionalGeneration(LlamoPreTrainedModel, GenerationMixin):
                                                       self.config.key_frame_grounding_mode)
             if loss is not None and grounding_loss is not None:
                 loss = loss + self.config.key_frame_grounding_weight * grounding_loss
+        span_loss = None
+        if asked_frame_targets is not None and outputs.asked_span_logits is not None:
+            span_loss = asked_span_loss(outputs.asked_span_logits, asked_frame_targets)
+            if loss is not None and span_loss is not None:
+                loss = loss + self.config.asked_span_loss_weight * span_loss
         return LlamoCausalLMOutputWithPast(
             loss=loss,
             logits=logits,
@@ -1045,8 +1174,10 @@ class LlamoForConditionalGeneration(LlamoPreTrainedModel, GenerationMixin):
             evenly_spaced_key_frames=outputs.evenly_spaced_key_frames,
             frame_scores=outputs.frame_scores,
             window_radii=outputs.window_radii,
+            asked_span_logits=outputs.asked_span_logits,
             estimator_loss=outputs.estimator_loss,
             grounding_loss=grounding_loss,
+            asked_span_loss=span_loss,
         )
 
     def answer_loss(self, hidden_states: torch.Tensor, labels: torch.LongTensor, **kwargs) -> torch.Tensor:

@@ -225,14 +225,15 @@ def test_count_probe_reads_the_asked_segment_the_key_frames_and_the_clip(suite_a
     distance = lambda moved: (moved - features["asked segment"]).norm(dim=-1).mean()  # noqa: E731
     assert 0 < distance(near) < distance(far)
     localisation = features["localisation"]
-    assert localisation.shape == (len(counting), 3) and ((0 <= localisation) & (localisation <= 1)).all()
+    assert localisation.shape == (len(counting), 4) and ((0 <= localisation) & (localisation <= 1)).all()
+    assert "head's span" not in features  # no asked-span head, no such read-out
     lengths = set()
     for row, item in enumerate(counting):
         alone = len(found[item.id]["segments"]) == 1
         lengths.add(alone)
         assert torch.equal(features["asked segment"][row], features["whole clip"][row]) == alone, item.id
         if alone:  # the only segment holds all the score mass and all of any span
-            assert localisation[row, 2] == 1 and localisation[row, 0] == localisation[row, 1]
+            assert localisation[row, 3] == 1 and localisation[row, 0] == localisation[row, 1]
     assert lengths == {True, False}
     assert features["count"].tolist() == [float(item.answer) for item in counting]
     table = count_probe(predictor, data, ["train", "test"], train_limit=20, limit=30)
@@ -242,9 +243,22 @@ def test_count_probe_reads_the_asked_segment_the_key_frames_and_the_clip(suite_a
              "asked segment, ends off by <= 20%", "score span", "whole clip")
     assert [row[:2] for row in rows] == [[split, name] for name in names for split in ("train", "test")]
     assert all(0 <= float(row[4]) <= float(row[3]) <= 1 for row in rows)
-    found_rows = [line.strip("| ").split(" | ") for line in localised.splitlines()[4:]]
-    assert [row[0] for row in found_rows] == ["train", "test"]
-    assert all(0 <= float(value) <= 1 for row in found_rows for value in row[2:])
+    spans, most = localised.split("\n\n| split | asked segment holds")
+    span_rows = [line.strip("| ").split(" | ") for line in spans.splitlines()[4:]]
+    assert [row[:3] for row in span_rows] == [["train", "10", "score span"], ["test", "3", "score span"]]
+    assert all(0 <= float(value) <= 1 for row in span_rows for value in row[3:])
+    most_rows = [line.strip("| ").split(" | ") for line in most.splitlines()[2:]]
+    assert [row[0] for row in most_rows] == ["train", "test"] and all(0 <= float(row[1]) <= 1 for row in most_rows)
+
+    # With the asked-span head: its run is read out and located too, one more row each.
+    processor = predictor.processor
+    headed = LlamoPredictor(tiny_model(processor, seed=0, use_asked_span_head=True).eval(), processor,
+                            max_new_tokens=4, batch_size=5)
+    features = _probe_features(headed, counting, 30.0, found)
+    assert features["head's span"].shape == features["score span"].shape
+    assert features["localisation"].shape == (len(counting), 7)
+    table = count_probe(headed, data, ["test"], train_limit=20, limit=30)
+    assert "| test | head's span |" in table and "| test | 3 | head's span |" in table
 
 
 def test_retrain_reuses_only_the_finished_run_of_the_same_variant(tmp_path):

@@ -264,7 +264,8 @@ def load_conversations_from_rows(folder, motion_block):
 def test_collator_builds_key_frame_targets_from_the_questions_segments(tmp_path, processor):
     """`babel_qa_conversations(focus=True)` + `LlamoDataCollator(key_frame_targets=True)`: 1 exactly on the valid
     timeline frames inside the spans of the segments a question is about, 0 on padding and for questions that name
-    no segment (descriptions); the model's grounding loss reads them."""
+    no segment (descriptions); the model's grounding loss reads them. `asked_frame_targets=True`: the same for the
+    asked segment alone, which the asked-span head's loss reads."""
     from llamo.data.motion_qa import generate_suite
 
     generate_suite(tmp_path, num_sequences=8, seed=1)
@@ -273,23 +274,26 @@ def test_collator_builds_key_frame_targets_from_the_questions_segments(tmp_path,
     chosen = [row for row in rows if "focus_seconds" in json.loads(row["metadata"])][:5]
     chosen.append(next(row for row in rows if json.loads(row["metadata"])["query_type"] == "query_description"))
     assert "focus_seconds" not in json.loads(chosen[-1]["metadata"])
-    batch = LlamoDataCollator(processor, key_frame_targets=True)(chosen)
+    batch = LlamoDataCollator(processor, key_frame_targets=True, asked_frame_targets=True)(chosen)
     targets, times, valid = batch["key_frame_targets"], batch["frame_timestamps"], batch["motion_mask"].bool()
-    assert targets.shape == times.shape
+    assert targets.shape == times.shape == batch["asked_frame_targets"].shape
     for row, example in enumerate(chosen):
         metadata = json.loads(example["metadata"])
         segments = concepts[metadata["babel_id"]]
+        assert len(metadata.get("asked_seconds", [])) == (1 if "focus_seconds" in metadata else 0)
         for t in range(times.shape[1]):
-            inside = any(start <= float(times[row, t]) < end for start, end in metadata.get("focus_seconds", []))
-            assert targets[row, t] == float(inside and bool(valid[row, t])), (row, t)
+            for name, spans in (("key_frame_targets", "focus_seconds"), ("asked_frame_targets", "asked_seconds")):
+                inside = any(start <= float(times[row, t]) < end for start, end in metadata.get(spans, []))
+                assert batch[name][row, t] == float(inside and bool(valid[row, t])), (name, row, t)
         if "focus_seconds" in metadata:
             assert all(any(abs(start - s["start_f"] / 30.0) < 1e-9 for s in segments)
                        for start, _ in metadata["focus_seconds"])  # spans are the suite's segments
             assert targets[row].sum() > 0
     assert targets[-1].sum() == 0
-    model = tiny_model(processor, key_frame_grounding_weight=1.0)
+    assert batch["asked_frame_targets"].sum() <= targets.sum()  # the asked segment is one of those
+    model = tiny_model(processor, key_frame_grounding_weight=1.0, use_asked_span_head=True)
     out = model(**batch)
-    assert out.grounding_loss is not None and torch.isfinite(out.loss)
+    assert out.grounding_loss is not None and out.asked_span_loss is not None and torch.isfinite(out.loss)
 
 
 def test_score_answer():

@@ -50,6 +50,8 @@ def test_config_defaults_reproduce_the_paper():
         ({"key_frame_exploration": -0.5}, "key_frame_exploration"),
         ({"key_frame_grounding_weight": -0.1}, "key_frame_grounding_weight"),
         ({"key_frame_grounding_mode": "peak"}, "key_frame_grounding_mode"),
+        ({"key_frame_rule": "asked_span"}, "use_asked_span_head"),
+        ({"use_asked_span_head": True, "asked_span_loss_weight": -1.0}, "asked_span_loss_weight"),
     ],
 )
 def test_invalid_config_raises(overrides, message):
@@ -316,6 +318,95 @@ def test_score_span_key_frames_keep_one_spacing_and_fixed_slots():
         assert marks == [False] * 5 + [True] * 2 and frames[5:] == coverage  # fixed slots, not time order
         assert frames[:5] == sorted(set(frames[:5])) and not set(frames[:5]) & set(coverage)
         assert max(frames) < frame_mask[row].sum()
+
+
+def test_heaviest_run_is_the_stretch_with_the_largest_sum():
+    """`heaviest_run`: the consecutive valid frames with the largest sum of gains (checked against every run), a
+    short doubtful gap bridged, a long one not; padding never joins a run, wherever it lies in the mask."""
+    from modeling_llamo.modeling_llamo import heaviest_run
+
+    generator = torch.Generator().manual_seed(0)
+    gains = torch.rand(6, 30, generator=generator) - 0.55
+    frame_mask = torch.ones(6, 30, dtype=torch.bool)
+    frame_mask[1, 20:] = False
+    frame_mask[2, :5] = False  # padding first: ranks count valid frames only
+    first, last = heaviest_run(gains, frame_mask)
+    for row in range(6):
+        valid = gains[row][frame_mask[row]]
+        best = max((float(valid[i:j + 1].sum()), i, j) for i in range(len(valid)) for j in range(i, len(valid)))
+        assert (first[row].item(), last[row].item()) == best[1:], row
+    bridged = torch.tensor([[-0.4, 0.4, 0.4, -0.3, 0.4, 0.4, -0.4, -0.4]])
+    assert [t.item() for t in heaviest_run(bridged, torch.ones_like(bridged, dtype=torch.bool))] == [1, 5]
+    split = torch.tensor([[0.4, 0.4, -0.4, -0.4, -0.4, 0.3, 0.4, 0.4]])
+    assert [t.item() for t in heaviest_run(split, torch.ones_like(split, dtype=torch.bool))] == [5, 7]
+
+
+def test_asked_span_key_frames_are_evenly_spaced_over_the_marked_stretch_in_fixed_slots():
+    """`key_frame_rule="asked_span"`: the K - C question-picked frames evenly spaced over the run the asked-span
+    head marks (the E6 scores play no part), never on a coverage frame or padding, distinct when the run is
+    shorter than them, in slots 0..K-C-1 with the coverage frames after."""
+    from modeling_llamo.modeling_llamo import LlamoCrossTalker, asked_span_indices, uniform_frame_indices
+
+    logits = torch.full((3, 60), -6.0)
+    logits[0, 20:40] = 6.0
+    logits[1, 5:35] = 6.0
+    logits[1, 12] = -1.0  # one doubtful frame inside: bridged
+    logits[2, 50] = 6.0  # a run of one frame: its neighbours fill in
+    frame_mask = torch.ones(3, 60, dtype=torch.bool)
+    frame_mask[1, 45:] = False
+    everywhere = frame_mask.clone()
+    picks = asked_span_indices(logits, frame_mask, everywhere, 5)
+    assert picks[0].tolist() == [20, 25, 30, 34, 39]
+    assert picks[1, 0].item() == 5 and picks[1, -1].item() == 34
+    assert picks[2].tolist() == sorted(set(picks[2].tolist())) and 50 in picks[2].tolist()
+
+    config = tiny_config(num_key_frames=7, num_coverage_frames=2, key_frame_rule="asked_span",
+                         use_asked_span_head=True)
+    talker = LlamoCrossTalker(config).eval()
+    scores = torch.rand(3, 60)  # anything: the rule reads the head's logits
+    keys, evenly_spaced = talker.select_key_frames(scores, frame_mask.long(), torch.ones(3, dtype=torch.bool), logits)
+    for row in range(3):
+        frames, marks = keys[row].tolist(), evenly_spaced[row].tolist()
+        coverage = uniform_frame_indices(frame_mask[row:row + 1].long(), 2)[0].tolist()
+        assert marks == [False] * 5 + [True] * 2 and frames[5:] == coverage
+        assert frames[:5] == sorted(set(frames[:5])) and not set(frames[:5]) & set(coverage)
+        assert all(frame_mask[row, frame] for frame in frames)
+    assert all(20 <= frame < 40 for frame in keys[0, :5].tolist())
+
+
+def test_asked_span_loss_is_the_frames_binary_cross_entropy_and_trains_the_head_alone():
+    """`asked_span_loss`: mean BCE over the valid frames of clips that have an asked stretch (padding and clips
+    without one left out); weighted into the loss, and without labels a model still returns it (a stage that
+    trains the head alone); its gradient reaches the head."""
+    import torch.nn.functional as F
+
+    from modeling_llamo.modeling_llamo import asked_span_loss
+
+    logits = torch.tensor([[2.0, -1.0, 0.5, torch.finfo(torch.float32).min], [1.0, 1.0, 1.0, 1.0]])
+    targets = torch.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 0.0]])  # shorter than T: padded; clip 2 has none
+    expected = F.binary_cross_entropy_with_logits(torch.tensor([2.0, -1.0, 0.5]), torch.tensor([1.0, 0.0, 1.0]))
+    torch.testing.assert_close(asked_span_loss(logits, targets), expected)
+    assert asked_span_loss(logits, torch.zeros(2, 4)) is None
+
+    torch.manual_seed(0)
+    model = LlamoForConditionalGeneration(tiny_config(use_asked_span_head=True, asked_span_loss_weight=0.5)).train()
+    ids, media = torch.tensor([make_prompt()]), clip_inputs(frames=12)
+    targets = torch.zeros(1, 12)
+    targets[0, 3:7] = 1
+    plain = model(input_ids=ids, labels=ids, **media)
+    out = model(input_ids=ids, labels=ids, asked_frame_targets=targets, **media)
+    assert plain.asked_span_loss is None and out.asked_span_logits.shape == (1, 12)
+    torch.testing.assert_close(out.loss, plain.loss + 0.5 * out.asked_span_loss)
+    torch.testing.assert_close(out.asked_span_loss, asked_span_loss(out.asked_span_logits, targets))
+    out.asked_span_loss.backward()
+    head = model.model.cross_talker.asked_span_head
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in head.out.parameters())
+    # The same logits come from the motion path alone (no language model).
+    inner = model.model.eval()
+    media_only = inner.prompt_media_features(inner.get_input_embeddings()(ids), inner.get_placeholder_mask(ids, None),
+                                             **media)
+    torch.testing.assert_close(media_only.asked_span_logits, model.eval()(input_ids=ids, **media).asked_span_logits)
+    assert LlamoForConditionalGeneration(tiny_config()).model.cross_talker.asked_span_head is None
 
 
 def test_outputs_mark_the_evenly_spaced_key_frames():

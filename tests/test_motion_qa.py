@@ -220,11 +220,14 @@ def test_suite_layout_and_loader(suite):
 
 def test_question_focus_is_the_asked_and_the_named_segments(suite):
     """`question_focus_seconds`: a question about what comes after the squats is about the squats and the next
-    segment; one with no relation (counting too) about its own segment; a description names none."""
+    segment; one with no relation (counting too) about its own segment; a description names none. With
+    `asked_only`, the asked segment alone: the next one, the one in between, its own."""
     root, _ = suite
     questions = json.loads((root / "questions.json").read_text())
     concepts = json.loads((root / "motion_concepts.json").read_text())
     focus = mqa.question_focus_seconds(root)
+    asked_only = mqa.question_focus_seconds(root, asked_only=True)  # the asked-span head's target
+    assert set(asked_only) == set(focus)
     offsets = {"no_relation": [0], "before": [-1, 0], "after": [0, 1]}
     seen = set()
     for question_id, question in questions.items():
@@ -240,8 +243,12 @@ def test_question_focus_is_the_asked_and_the_named_segments(suite):
         if question["relation_type"] == "in_between":  # the two named ones and the one between them
             assert len(expected) == 3
         assert focus[question_id] == expected, question_id
+        asked = {"no_relation": first, "before": first - 1, "after": first + 1,
+                 "in_between": (named[0] + named[1]) // 2}[question["relation_type"]]
+        assert asked_only[question_id] == [[segments[asked]["start_f"] / 30.0, segments[asked]["end_f"] / 30.0]]
         seen.add((question["query_type"], question["relation_type"]))
     assert ("query_count", "no_relation") in seen and ("query_action", "after") in seen
+    assert ("query_action", "in_between") in seen
 
 
 def test_motion_files_match_the_sample(suite, tmp_path):

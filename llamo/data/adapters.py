@@ -221,7 +221,9 @@ def babel_qa_conversations(
     `llamo.evaluation.answers.count_in_words`); the metadata keeps the gold answer as written in the suite.
     `focus=True` adds `focus_seconds` to the metadata of every question that names a segment: the `[start, end)`
     spans of the segments it is about (`llamo.data.motion_qa.question_focus_seconds`), which
-    `LlamoDataCollator(key_frame_targets=True)` turns into the key-frame grounding loss's targets.
+    `LlamoDataCollator(key_frame_targets=True)` turns into the key-frame grounding loss's targets; and
+    `asked_seconds`, the span of the segment it asks about alone, which `LlamoDataCollator(asked_frame_targets=True)`
+    turns into the asked-span head's targets.
     """
     from .motion_qa import load_babel_qa, question_focus_seconds
 
@@ -232,6 +234,7 @@ def babel_qa_conversations(
     if count_answers not in COUNT_ANSWER_STYLES:
         raise ValueError(f"count_answers must be one of {COUNT_ANSWER_STYLES}, got {count_answers!r}")
     focus_seconds = question_focus_seconds(root, fps=BABEL_QA_FPS) if focus else {}
+    asked_seconds = question_focus_seconds(root, fps=BABEL_QA_FPS, asked_only=True) if focus else {}
     rows = []
     for item in load_babel_qa(root, split):
         item = _as_dict(item)
@@ -248,6 +251,7 @@ def babel_qa_conversations(
         metadata["dataset"] = "babel_qa"
         if item["question_id"] in focus_seconds:
             metadata["focus_seconds"] = focus_seconds[item["question_id"]]
+            metadata["asked_seconds"] = asked_seconds[item["question_id"]]
         rows.append({
             "id": f"babel_qa/{split}/{item['question_id']}",
             "messages": [

@@ -360,6 +360,8 @@ class LlamoDataCollator:
             timeline that fall in its row's metadata `focus_seconds` spans (`babel_qa_conversations(...,
             focus=True)`), for the model's key-frame grounding loss; all 0 for a row without spans. Rows must then
             hold one clip each.
+        asked_frame_targets: also return `asked_frame_targets`, the same from the metadata's `asked_seconds` (the
+            asked segment alone), for the asked-span head's loss.
     """
 
     processor: object
@@ -370,6 +372,7 @@ class LlamoDataCollator:
     record_ids: bool = False
     augment: Callable[[list[dict]], list[dict]] | None = None
     key_frame_targets: bool = False
+    asked_frame_targets: bool = False
     seen_ids: list = field(default_factory=list)
     skipped: list = field(default_factory=list)
 
@@ -398,6 +401,8 @@ class LlamoDataCollator:
             raise ValueError("No answer tokens in this batch (answers truncated away?); nothing to learn from.")
         if self.key_frame_targets:
             batch["key_frame_targets"] = focus_targets(examples, batch)
+        if self.asked_frame_targets:
+            batch["asked_frame_targets"] = focus_targets(examples, batch, spans="asked_seconds")
         return batch
 
     def __call__(self, examples: list[dict]):
@@ -443,12 +448,13 @@ class LlamoDataCollator:
         return good, failures
 
 
-def focus_targets(examples: list[dict], batch) -> torch.Tensor:
+def focus_targets(examples: list[dict], batch, spans: str = "focus_seconds") -> torch.Tensor:
     """`(num_clips, T)` float: 1 where a clip's timeline (`frame_timestamps`, valid frames only) falls in one of
-    its row's `focus_seconds` `[start, end)` spans (in the row's JSON metadata); one clip per row."""
+    its row's `[start, end)` spans under the metadata key `spans` (the row's JSON metadata); one clip per row."""
     times = batch["frame_timestamps"]
     if times.shape[0] != len(examples):
-        raise ValueError(f"key_frame_targets needs one clip per row; {len(examples)} rows hold {times.shape[0]} clips.")
+        raise ValueError(f"Frame targets from {spans!r} need one clip per row; {len(examples)} rows hold "
+                         f"{times.shape[0]} clips.")
     valid = torch.zeros(times.shape, dtype=torch.bool)
     for name in ("motion_mask", "frame_mask"):  # a clip's timeline: its motion's frames, else its video's
         if batch.get(name) is not None:
@@ -458,7 +464,7 @@ def focus_targets(examples: list[dict], batch) -> torch.Tensor:
     for row, example in enumerate(examples):
         metadata = example.get("metadata") or "{}"
         metadata = json.loads(metadata) if isinstance(metadata, str) else metadata
-        for start, end in metadata.get("focus_seconds") or []:
+        for start, end in metadata.get(spans) or []:
             targets[row] += ((times[row] >= start) & (times[row] < end) & valid[row]).float()
     return targets.clamp(max=1.0)
 

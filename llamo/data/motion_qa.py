@@ -1124,14 +1124,16 @@ def suite_fps(root: str | os.PathLike, default: float = 30.0) -> float:
     return float(_read_json(root, "metadata.json").get("fps", default))
 
 
-def question_focus_seconds(root: str | os.PathLike, fps: float | None = None) -> dict[str, list[list[float]]]:
+def question_focus_seconds(root: str | os.PathLike, fps: float | None = None,
+                           asked_only: bool = False) -> dict[str, list[list[float]]]:
     """Question id -> the `[start, end)` spans, in seconds of its motion, of the segments the question is about:
     the one it asks about and the one(s) its filter names (a question about what comes after the squats needs
-    both). The frame rate of motion_concepts.json's frame numbers is `fps`, else metadata.json's, else 30."""
+    both); with `asked_only`, the asked one alone (the stretch whose attribute or count is the answer). The frame
+    rate of motion_concepts.json's frame numbers is `fps`, else metadata.json's, else 30."""
     fps = suite_fps(root) if fps is None else fps
     focus = {}
     for question_id, found in question_segments(root).items():
-        chosen = sorted({found["asked"], *found["named"]})
+        chosen = [found["asked"]] if asked_only else sorted({found["asked"], *found["named"]})
         focus[question_id] = [[found["segments"][i]["start_f"] / fps, found["segments"][i]["end_f"] / fps]
                               for i in chosen]
     return focus

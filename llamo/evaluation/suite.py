@@ -255,15 +255,18 @@ def _probe_features(predictor, items, fps, found, frames: int = 32, seed: int = 
     projector hands the language model); the frame features it selects from (after the enhancer) at those K
     frames, before its context and fusion (E7-E11) work on them; and, each resampled to `frames` steps, those of
     the asked segment, of the asked segment with each end moved by a seeded up to +-`PROBE_JITTERS` of its length,
-    of the stretch the question's scores cover (the outer quantiles of `key_frame_rule="score_span"`) and of the
-    whole clip; the true counts; and `"localisation"`, per item `(IoU of that score span with the asked segment,
-    share of the asked segment inside it, 1 if the asked segment holds the most score mass of the clip's segments)`."""
+    of the stretch the question's scores cover (the outer quantiles of `key_frame_rule="score_span"`), of the
+    asked-span head's run (`"head's span"`, models with `use_asked_span_head`) and of the whole clip; the true
+    counts; and `"localisation"`, per item, for the score span and then the head's span: `(IoU with the asked
+    segment, share of the asked segment inside it, 1 if both its ends are within PROBE_JITTERS[0] of the
+    segment's length of the asked segment's)`, and last 1 if the asked segment holds the most score mass of the
+    clip's segments."""
     import numpy as np
     import torch
     import torch.nn.functional as F
     from tqdm.auto import tqdm
 
-    from modeling_llamo.modeling_llamo import score_span_indices
+    from modeling_llamo.modeling_llamo import heaviest_run, score_span_indices
 
     talker, seen, rng = predictor.model.model.cross_talker, {}, np.random.default_rng(seed)
     config = predictor.model.config
@@ -272,12 +275,14 @@ def _probe_features(predictor, items, fps, found, frames: int = 32, seed: int = 
     def keep(module, args, output):
         seen["frames"], seen["mask"], seen["key"] = args[0].detach(), args[1].bool(), output.key_features.detach()
         seen["indices"], seen["scores"] = output.key_frame_indices.detach(), output.frame_scores.detach()
+        seen["span_logits"] = None if output.asked_span_logits is None else output.asked_span_logits.detach()
 
     def resample(features):  # (t, d) -> (frames, d); a segment cut to one frame repeats it
         return F.interpolate(features.T[None].float(), size=frames, mode="linear", align_corners=True)[0].T.flatten()
 
     jittered = [f"asked segment, ends off by <= {share:.0%}" for share in PROBE_JITTERS]
-    out = {name: [] for name in ("key frames", "picked frames", "asked segment", *jittered, "score span",
+    head = ["head's span"] if talker.asked_span_head is not None else []
+    out = {name: [] for name in ("key frames", "picked frames", "asked segment", *jittered, "score span", *head,
                                  "whole clip", "count", "localisation")}
     handle = talker.register_forward_hook(keep)
     try:
@@ -301,20 +306,31 @@ def _probe_features(predictor, items, fps, found, frames: int = 32, seed: int = 
                 for name, share in zip(jittered, PROBE_JITTERS):
                     low, high = segment["start_f"] + rng.uniform(-share, share, size=2) * length + [0, length]
                     out[name].append(resample(valid_features[_segment_frames(clip_times, low, max(high, low + 1))]))
+                clip_end = question["segments"][-1]["end_f"]
+
+                def located(first, last):  # a span of valid frames: its IoU with the asked segment, its share of it
+                    span_start, span_end = float(clip_times[first]), min(float(clip_times[last]) + 1, clip_end)
+                    overlap = max(0.0, min(span_end, segment["end_f"]) - max(span_start, segment["start_f"]))
+                    union = max(span_end, segment["end_f"]) - min(span_start, segment["start_f"])
+                    ends_off = max(abs(span_start - segment["start_f"]), abs(span_end - segment["end_f"])) / length
+                    return [overlap / union, overlap / length, float(ends_off <= PROBE_JITTERS[0])]
+
                 ends = score_span_indices(scores[None], torch.ones(1, len(scores), dtype=torch.bool),
                                           min(span_count, len(scores)))[0]
                 first, last = int(ends.min()), int(ends.max())
                 out["score span"].append(resample(valid_features[first:last + 1]))
+                localisation = located(first, last)
+                if head:  # the asked-span head's run (`key_frame_rule="asked_span"`), whatever rule picks the frames
+                    logits = seen["span_logits"][clip].cpu()[valid][None]
+                    first, last = (int(end) for end in heaviest_run(torch.sigmoid(logits.float()) - 0.5,
+                                                                    torch.ones_like(logits, dtype=torch.bool)))
+                    out["head's span"].append(resample(valid_features[first:last + 1]))
+                    localisation += located(first, last)
                 out["whole clip"].append(resample(valid_features))
                 out["count"].append(float(item.answer))
-                clip_end = question["segments"][-1]["end_f"]
-                span_start, span_end = float(clip_times[first]), min(float(clip_times[last]) + 1, clip_end)
-                overlap = max(0.0, min(span_end, segment["end_f"]) - max(span_start, segment["start_f"]))
-                union = max(span_end, segment["end_f"]) - min(span_start, segment["start_f"])
                 masses = [float(scores[(clip_times >= other["start_f"]) & (clip_times < other["end_f"])].sum())
                           for other in question["segments"]]
-                out["localisation"].append([overlap / union, overlap / length,
-                                            float(int(np.argmax(masses)) == question["asked"])])
+                out["localisation"].append(localisation + [float(int(np.argmax(masses)) == question["asked"])])
     finally:
         handle.remove()
     if not out["count"]:
@@ -371,13 +387,21 @@ def count_probe(predictor, data, splits=("test",), train_limit: int = 1500, limi
             error = (predict(part, strength) - part["count"]).abs()
             lines.append(f"| {split} | {name} | {x.shape[1]} | {(error <= 1).double().mean():.3f} | "
                          f"{(error == 0).double().mean():.3f} | {error.mean():.2f} ({len(error)}) |")
+    spans = ["score span"] + (["head's span"] if "head's span" in train else [])
     lines += ["", "How well the question's scores find the counted segment (the score span: from the frame at the "
-              "score mass's 0.5 / (K - C) quantile to the one at 1 - 0.5 / (K - C)):", "",
-              "| split | questions | score span's IoU with the asked segment | share of the asked segment inside it | "
-              "asked segment holds the most score mass of the clip's segments |", "|---|---|---|---|---|"]
+              "score mass's 0.5 / (K - C) quantile to the one at 1 - 0.5 / (K - C))" + (
+                  "; and the asked-span head (its span: the run of frames maximising the sum of p - 1/2)"
+                  if len(spans) > 1 else "") + ":", "",
+              "| split | questions | span | IoU with the asked segment | share of the asked segment inside it | both "
+              f"ends within {PROBE_JITTERS[0]:.0%} of its length |", "|---|---|---|---|---|---|"]
     for split, part in scored.items():
-        iou, covered, found_most = part["localisation"].mean(0).tolist()
-        lines.append(f"| {split} | {len(part['count'])} | {iou:.2f} | {covered:.2f} | {found_most:.2f} |")
+        means = part["localisation"].mean(0).tolist()
+        for index, span in enumerate(spans):
+            iou, covered, ends = means[3 * index:3 * index + 3]
+            lines.append(f"| {split} | {len(part['count'])} | {span} | {iou:.2f} | {covered:.2f} | {ends:.2f} |")
+    lines += ["", "| split | asked segment holds the most score mass of the clip's segments (true boundaries) |",
+              "|---|---|"]
+    lines += [f"| {split} | {part['localisation'][:, -1].mean():.2f} |" for split, part in scored.items()]
     return "\n".join(lines)
 
 
