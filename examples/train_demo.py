@@ -239,7 +239,7 @@ def fit_asked_span_head(peft_model, loader, steps, lr):
     `LlamoModel.prompt_media_features`), before the joint steps: a fresh head would otherwise steer
     `key_frame_rule="asked_span"` at random while the rest of the model trains on its picks. Returns the loss per
     step."""
-    from modeling_llamo.modeling_llamo import asked_span_loss
+    from modeling_llamo.modeling_llamo import CLIP_INPUT_NAMES, asked_span_loss
 
     model = peft_model.get_base_model()
     inner = model.model
@@ -249,7 +249,6 @@ def fit_asked_span_head(peft_model, loader, steps, lr):
     head.requires_grad_(True)
     optimizer = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=0.01)
     log, bar = [], tqdm(total=steps, desc="asked-span head")
-    clip_inputs = ("pixel_values_videos", "frame_mask", "motion_values", "motion_mask", "frame_timestamps")
     try:
         while len(log) < steps:
             for batch in loader:
@@ -259,7 +258,7 @@ def fit_asked_span_head(peft_model, loader, steps, lr):
                 media = inner.prompt_media_features(
                     inner.get_input_embeddings()(input_ids), inner.get_placeholder_mask(input_ids, None),
                     batch["attention_mask"], batch.get("guidance_mask"),
-                    **{name: batch[name] for name in clip_inputs if batch.get(name) is not None})
+                    **{name: batch[name] for name in CLIP_INPUT_NAMES if batch.get(name) is not None})
                 loss = asked_span_loss(media.asked_span_logits, batch["asked_frame_targets"])
                 if loss is None:
                     continue

@@ -258,8 +258,8 @@ def _probe_features(predictor, items, fps, found, frames: int = 32, seed: int = 
     of the stretch the question's scores cover (the outer quantiles of `key_frame_rule="score_span"`), of the
     asked-span head's run (`"head's span"`, models with `use_asked_span_head`) and of the whole clip; the true
     counts; and `"localisation"`, per item, for the score span and then the head's span: `(IoU with the asked
-    segment, share of the asked segment inside it, 1 if both its ends are within PROBE_JITTERS[0] of the
-    segment's length of the asked segment's)`, and last 1 if the asked segment holds the most score mass of the
+    segment, share of the asked segment inside it, 1 if each of its ends lies within PROBE_JITTERS[0] x the
+    segment's length of the segment's own)`, and last 1 if the asked segment holds the most score mass of the
     clip's segments."""
     import numpy as np
     import torch
@@ -350,7 +350,8 @@ def count_probe(predictor, data, splits=("test",), train_limit: int = 1500, limi
     each of `splits`' counting questions (the ones `evaluate_split` asks: a third of `limit`) with OBO / exact /
     MAE. If (2) reads the count and (1) does not, the count is in the features but the key frames do not carry it
     to the model; (1b) says whether the picking (1b low too) or E7-E11 (1b high) loses it; (2b) how exactly a
-    read-out needs the counted stretch's extent, and (3) with a second table how well the scores find it."""
+    read-out needs the counted stretch's extent, and (3) with a second table how well the scores find it; a model
+    with the asked-span head adds (3b), the frames of the run it marks, and its row in that table."""
     import torch
 
     fps = suite_fps(data)
