@@ -118,6 +118,14 @@ class BuildReport:
     new_parameters: int = 0
 
 
+def count_word_token_ids(tokenizer, max_count: int = 12) -> list[int]:
+    """The first token of each count's word, "one" ... up to `max_count` (the suite counts 1-12), as it starts an
+    answer (`count_in_words`, the spelling the demo trains on): `LlamoConfig.count_word_token_ids`."""
+    from llamo.evaluation.answers import count_in_words
+
+    return [tokenizer(count_in_words(count), add_special_tokens=False).input_ids[0] for count in range(1, max_count + 1)]
+
+
 def build_llamo_from_parts(
     language_model: str = "smollm2",
     vision: str = "siglip-small",
@@ -130,7 +138,8 @@ def build_llamo_from_parts(
     """Builds (model, processor, report); saves both with `save_pretrained` when `output_dir` is given.
 
     `config_kwargs` go to [`LlamoConfig`] (e.g. `num_key_frames`, `hidden_size`, `motion_representation`,
-    `motion_feature_dim`). `processor_kwargs` go to the processor (frame count, motion statistics...).
+    `motion_feature_dim`). `processor_kwargs` go to the processor (frame count, motion statistics...). With
+    `use_count_head=True` the number words' token ids come from the tokenizer unless given.
     """
     from processing_llamo import LlamoFrameProcessor, LlamoMotionProcessor, LlamoProcessor
     from processing_llamo.motion_processing_llamo import feature_dim
@@ -159,6 +168,8 @@ def build_llamo_from_parts(
         # New rows drawn from the existing rows' mean and covariance, so the new token looks like a token.
         lm.resize_token_embeddings(len(tokenizer), mean_resizing=True)
     motion_token_id = processor.motion_token_id
+    if config_kwargs.get("use_count_head") and not config_kwargs.get("count_word_token_ids"):
+        config_kwargs["count_word_token_ids"] = count_word_token_ids(tokenizer)
 
     text_config = lm.config
     config = LlamoConfig(

@@ -14,7 +14,8 @@ parts name the right limb on the wrong side; `--against` pairs choice accuracy a
 `--key-frames` adds where the question's key frames fall (on the segment it asks about or the one it names);
 `--count-probe` how well a linear read-out finds the repetition count in the key frames against in the frames of
 the asked segment, of that segment with its ends a little off and of the stretch the question's scores cover, and
-how well those scores find the counted segment (where the count is lost).
+how well those scores find the counted segment (where the count is lost). A model with the count head
+(`use_count_head`) also gets that head's own reading of the counts.
 """
 
 import argparse
@@ -25,6 +26,7 @@ from llamo.evaluation.harness import LlamoPredictor
 from llamo.evaluation.suite import (
     MODALITIES,
     PAIRED_MEASURES,
+    count_head_readings,
     count_probe,
     error_breakdown,
     evaluate_split,
@@ -82,6 +84,13 @@ def main(argv=None):
     for split in args.splits:
         table += f"\n\n{split}, counts said and true, and the body-part errors:\n\n" + error_breakdown(
             os.path.join(args.output, split), args.data)
+    if getattr(predictor.model.config, "use_count_head", False):
+        table += ("\n\nThe count head's own reading (rounded), what the last placeholder slot hands the language "
+                  "model:\n\n| split | OBO | exact | MAE (n) |\n|---|---|---|---|")
+        for split in args.splits:
+            head = count_head_readings(predictor, args.data, split, limit=args.limit, seed=args.seed,
+                                       modality=args.modality)
+            table += f"\n| {split} | {head['obo']:.3f} | {head['exact']:.3f} | {head['mae']:.2f} ({head['total']}) |"
     for split in args.splits if args.key_frames else []:
         table += f"\n\n{split}, where the key frames fall:\n\n" + key_frame_placement(
             predictor, args.data, split, limit=args.limit, seed=args.seed, modality=args.modality)

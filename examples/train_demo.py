@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from llamo import demo
 from llamo.data.adapters import COUNT_ANSWER_STYLES, babel_qa_conversations
 from llamo.data.augment import MirrorMotion
-from llamo.data.conversations import LlamoDataCollator
+from llamo.data.conversations import LlamoDataCollator, row_metadata
 from llamo.data.motion_qa import load_babel_qa, suite_has_videos
 
 
@@ -60,7 +60,7 @@ def training_conversations(root, modality, count_answers="digits", repeat=None, 
     for query_type, times in (repeat or {}).items():
         if not isinstance(times, int) or times < 1:
             raise ValueError(f"repeat: {query_type} must repeat a whole number of times >= 1, got {times!r}")
-        chosen = dataset.filter(lambda row: json.loads(row["metadata"])["query_type"] == query_type)
+        chosen = dataset.filter(lambda row: row_metadata(row)["query_type"] == query_type)
         if len(chosen) == 0:
             raise ValueError(f"repeat: the suite in {root} has no {query_type!r} training questions")
         extra += [chosen] * (times - 1)
@@ -133,6 +133,10 @@ def main(argv=None):
                         "alone for N steps (with --config use_asked_span_head=true; no language model runs, the "
                         "rest of the model frozen), then the --steps joint steps")
     parser.add_argument("--span-head-lr", type=float, default=1e-3)
+    parser.add_argument("--count-head-steps", type=int, default=0, metavar="N", help="then train the count head "
+                        "alone for N steps on the counting questions (with --config use_count_head=true; no language "
+                        "model runs, the rest of the model frozen), before the --steps joint steps")
+    parser.add_argument("--count-head-lr", type=float, default=1e-3)
     parser.add_argument("--output", default=demo.DEMO_WEIGHTS_DIR)
     parser.add_argument("--stats-motions", type=int, default=400)
     parser.add_argument("--save-every", type=int, default=0, help="also save the weights every N steps (a long run "
@@ -181,11 +185,12 @@ def main(argv=None):
     args.count_answers = args.count_answers or (previous or {}).get("count_answers", "digits")
     repeat = parse_overrides(args.repeat)
     grounding, span_head = model.config.key_frame_grounding_weight > 0, model.config.use_asked_span_head
+    count_head = model.config.use_count_head
     dataset = training_conversations(args.data, args.modality, args.count_answers, repeat,
                                      focus=grounding or span_head)
     mirror = MirrorMotion(processor.feature_extractor, probability=args.mirror, seed=args.seed) if args.mirror else None
     collator = LlamoDataCollator(processor, default_motion_fps=30.0, augment=mirror, key_frame_targets=grounding,
-                                 asked_frame_targets=span_head)
+                                 asked_frame_targets=span_head, count_targets=count_head)
     loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=True, collate_fn=collator, drop_last=True,
                         generator=torch.Generator().manual_seed(args.seed))
     new_params = [p for n, p in peft_model.named_parameters() if p.requires_grad and "lora_" not in n]
@@ -196,14 +201,28 @@ def main(argv=None):
     print(f"{len(dataset)} training conversations; {sum(p.numel() for p in new_params + lora_params):,} trainable "
           f"parameters; {args.steps} steps of {args.batch_size}")
 
-    head_log = []
+    from modeling_llamo.modeling_llamo import asked_span_loss, repetition_count_loss
+
+    head_log, count_head_log = [], []
     if args.span_head_steps:
         if not span_head:
             raise SystemExit("--span-head-steps trains the asked-span head: add --config use_asked_span_head=true")
-        head_log = fit_asked_span_head(peft_model, loader, args.span_head_steps, args.span_head_lr)
-    step, start, log, grounding_log, span_log = 0, time.time(), [], [], []
+        head_log = fit_head_alone(
+            peft_model, loader, args.span_head_steps, args.span_head_lr, "asked_span_head",
+            lambda media, batch: asked_span_loss(media.asked_span_logits, batch["asked_frame_targets"]))
+    if args.count_head_steps:
+        if not count_head:
+            raise SystemExit("--count-head-steps trains the count head: add --config use_count_head=true")
+        counting = dataset.filter(lambda row: row_metadata(row)["query_type"] == "query_count")
+        counting_loader = DataLoader(counting, batch_size=args.batch_size, shuffle=True, collate_fn=collator,
+                                     drop_last=True, generator=torch.Generator().manual_seed(args.seed + 1))
+        count_head_log = fit_head_alone(
+            peft_model, counting_loader, args.count_head_steps, args.count_head_lr, "count_head",
+            lambda media, batch: repetition_count_loss(media.repetition_counts, batch["count_targets"]))
+    step, start, log, grounding_log, span_log, count_log = 0, time.time(), [], [], [], []
     save = _save_factory(args, previous, overrides, peft_model, processor, log, start, mirror,
-                         {"grounding": grounding_log, "asked_span": span_log, "asked_span_head_only": head_log})
+                         {"grounding": grounding_log, "asked_span": span_log, "asked_span_head_only": head_log,
+                          "count": count_log, "count_head_only": count_head_log})
     bar = tqdm(total=args.steps, desc="train")
     while step < args.steps:
         for batch in loader:
@@ -216,6 +235,8 @@ def main(argv=None):
                 grounding_log.append(output.grounding_loss.item())
             if output.asked_span_loss is not None:
                 span_log.append(output.asked_span_loss.item())
+            if output.count_loss is not None:
+                count_log.append(output.count_loss.item())
             torch.nn.utils.clip_grad_norm_(new_params + lora_params, 1.0)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
@@ -223,7 +244,7 @@ def main(argv=None):
             step += 1
             bar.update(1)
             if step % 20 == 0:
-                terms = {"grounding": grounding_log, "span": span_log}
+                terms = {"grounding": grounding_log, "span": span_log, "count": count_log}
                 bar.set_postfix(loss=f"{np.mean(log[-20:]):.3f}",
                                 **{name: f"{np.mean(values[-20:]):.3f}" for name, values in terms.items() if values})
             if args.save_every and step % args.save_every == 0 and step < args.steps:
@@ -234,21 +255,22 @@ def main(argv=None):
     save(step)
 
 
-def fit_asked_span_head(peft_model, loader, steps, lr):
-    """Trains the asked-span head alone, on the motion features of the model as it is (no language model runs:
-    `LlamoModel.prompt_media_features`), before the joint steps: a fresh head would otherwise steer
-    `key_frame_rule="asked_span"` at random while the rest of the model trains on its picks. Returns the loss per
-    step."""
-    from modeling_llamo.modeling_llamo import CLIP_INPUT_NAMES, asked_span_loss
+def fit_head_alone(peft_model, loader, steps, lr, head_name, loss_of):
+    """Trains one head of the Cross Talker (`head_name`: "asked_span_head" or "count_head") alone, on the motion
+    features of the model as it is (no language model runs: `LlamoModel.prompt_media_features`), before the joint
+    steps: a fresh head would otherwise steer what the rest of the model trains on (the asked-span head picks the
+    key frames, the count head fills a slot) at random. `loss_of(media, batch)` is the head's loss (None: the batch
+    has nothing for it). Returns the loss per step."""
+    from modeling_llamo.modeling_llamo import CLIP_INPUT_NAMES
 
     model = peft_model.get_base_model()
     inner = model.model
-    head = inner.cross_talker.asked_span_head
+    head = getattr(inner.cross_talker, head_name)
     was_trainable = {name: p.requires_grad for name, p in peft_model.named_parameters()}
     peft_model.requires_grad_(False)
     head.requires_grad_(True)
     optimizer = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=0.01)
-    log, bar = [], tqdm(total=steps, desc="asked-span head")
+    log, bar = [], tqdm(total=steps, desc=head_name.replace("_", " "))
     try:
         while len(log) < steps:
             for batch in loader:
@@ -259,7 +281,7 @@ def fit_asked_span_head(peft_model, loader, steps, lr):
                     inner.get_input_embeddings()(input_ids), inner.get_placeholder_mask(input_ids, None),
                     batch["attention_mask"], batch.get("guidance_mask"),
                     **{name: batch[name] for name in CLIP_INPUT_NAMES if batch.get(name) is not None})
-                loss = asked_span_loss(media.asked_span_logits, batch["asked_frame_targets"])
+                loss = loss_of(media, batch)
                 if loss is None:
                     continue
                 loss.backward()

@@ -86,7 +86,7 @@ CONTINUABLE_SWITCHES = ("num_key_frames", "num_coverage_frames", "key_frame_rule
                         "key_frame_grounding_weight", "key_frame_grounding_mode")
 #: Switches that add a module of its own (fresh weights, nothing else changed) to a trained model: a continued run
 #: may turn them on; the new module is trained from its initialisation.
-ADDABLE_SWITCHES = ("use_asked_span_head", "asked_span_loss_weight")
+ADDABLE_SWITCHES = ("use_asked_span_head", "asked_span_loss_weight", "use_count_head", "count_loss_weight")
 
 
 def recipe_config_overrides(recipe: dict) -> dict:

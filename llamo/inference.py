@@ -13,25 +13,32 @@ DEFAULT_UNTRAINED = os.path.join(CACHE_ROOT, "untrained-smollm2")
 @dataclass
 class Answer:
     """The generated text and, per clip, the key frames the Cross Talker chose (E6), which of them are the evenly
-    spaced ones whatever the question (`num_coverage_frames`), and every frame's score."""
+    spaced ones whatever the question (`num_coverage_frames`), and every frame's score; with the count head
+    (`use_count_head`), its reading of the count per clip (the frames then leave out the last slot, which holds
+    that reading instead of a frame)."""
 
     text: str
     key_frame_indices: list = field(default_factory=list)
     coverage_frame_indices: list = field(default_factory=list)  # per clip: those of the key frames evenly spaced
     frame_scores: list = field(default_factory=list)
     frame_timestamps: list = field(default_factory=list)
+    repetition_counts: list = field(default_factory=list)
 
 
 class KeyFrameRecorder:
     """Captures the Cross Talker's selection during `generate`'s prefill (no second forward pass)."""
 
     def __init__(self, model):
-        self.indices = self.evenly_spaced = self.scores = None
+        self.indices = self.evenly_spaced = self.scores = self.counts = None
         self._handle = model.model.cross_talker.register_forward_hook(self._record)
 
     def _record(self, module, args, output):
-        self.indices = output.key_frame_indices.detach().cpu()
-        self.evenly_spaced = output.evenly_spaced_key_frames.detach().cpu()
+        slots = slice(None)
+        if output.repetition_counts is not None:  # the last slot carries the count head's reading, not its frame
+            slots = slice(None, -1)
+            self.counts = output.repetition_counts.detach().float().cpu()
+        self.indices = output.key_frame_indices[:, slots].detach().cpu()
+        self.evenly_spaced = output.evenly_spaced_key_frames[:, slots].detach().cpu()
         self.scores = output.frame_scores.detach().cpu()
 
     def close(self):
@@ -108,6 +115,8 @@ def answer(model, processor, messages, streamer=None, max_new_tokens: int = 64, 
             result.key_frame_indices.append(recorder.indices[clip].tolist())
             result.coverage_frame_indices.append(evenly_spaced_frames(recorder.indices[clip], recorder.evenly_spaced[clip]))
             result.frame_scores.append(recorder.scores[clip, :valid].tolist())
+            if recorder.counts is not None:
+                result.repetition_counts.append(float(recorder.counts[clip]))
             if times is not None:
                 result.frame_timestamps.append(times[clip, :valid].tolist())
     return result

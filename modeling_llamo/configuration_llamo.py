@@ -98,6 +98,16 @@ class LlamoConfig(PreTrainedConfig):
         asked_span_loss_weight (`float`, defaults to 1.0):
             Training only, ours: weight of that head's per-frame binary cross-entropy (`asked_span_loss`) against
             `asked_frame_targets` (1 on the asked segment's frames; `LlamoDataCollator(asked_frame_targets=True)`).
+        use_count_head (`bool`, defaults to `False`):
+            Ours (needs `use_asked_span_head`): a small head (`LlamoCountHead`) that reads the repetition count of
+            the stretch the asked-span head marks as a sum of per-frame repetition densities, and writes it into
+            the last of the K placeholder slots as the language model's own embedding of the number word
+            (`count_word_token_ids`), so answering a count is copying a word rather than counting frames.
+        count_loss_weight (`float`, defaults to 1.0):
+            Training only, ours: weight of that head's loss (`repetition_count_loss`) against `count_targets`.
+        count_word_token_ids (`list[int]`, *optional*):
+            With `use_count_head`: the language model's first token of each count's word, "one" ... (one entry per
+            count from 1; the head's reading is clamped to that range). `build_llamo_from_parts` fills it in.
         use_enhancer (`bool`, defaults to `True`):
             Whether the Motion Feature Enhancer (E3-E4) runs; without it video is not fused into motion.
         use_adaptive_context (`bool`, defaults to `True`):
@@ -158,6 +168,9 @@ class LlamoConfig(PreTrainedConfig):
     key_frame_grounding_mode: str = "share"
     use_asked_span_head: bool = False
     asked_span_loss_weight: float = 1.0
+    use_count_head: bool = False
+    count_loss_weight: float = 1.0
+    count_word_token_ids: list | None = None
     use_enhancer: bool = True
     use_adaptive_context: bool = True
     use_bidirectional_fusion: bool = True
@@ -212,6 +225,12 @@ class LlamoConfig(PreTrainedConfig):
             "`key_frame_rule=\"asked_span\"` reads the asked-span head: set `use_asked_span_head=True`.",
         )
         require(self.asked_span_loss_weight >= 0, "`asked_span_loss_weight` must be >= 0.")
+        require(not self.use_count_head or self.use_asked_span_head,
+                "`use_count_head` counts over the stretch the asked-span head marks: set `use_asked_span_head=True`.")
+        require(not self.use_count_head or len(self.count_word_token_ids or []) >= 2,
+                "`use_count_head` writes its reading as a number word: set `count_word_token_ids` (the first token "
+                "of \"one\", \"two\", ...; `build_llamo_from_parts` does).")
+        require(self.count_loss_weight >= 0, "`count_loss_weight` must be >= 0.")
         require(
             self.motion_encoder_type in MOTION_ENCODER_TYPES,
             f"`motion_encoder_type` must be one of {MOTION_ENCODER_TYPES}, got {self.motion_encoder_type!r}.",
@@ -232,6 +251,11 @@ class LlamoConfig(PreTrainedConfig):
         require(
             vocab_size is None or 0 <= self.motion_token_id < vocab_size,
             f"`motion_token_id` ({self.motion_token_id}) must be a valid token id of the language model "
+            f"(vocab_size={vocab_size}).",
+        )
+        require(
+            vocab_size is None or all(0 <= int(token) < vocab_size for token in self.count_word_token_ids or []),
+            f"`count_word_token_ids` ({self.count_word_token_ids}) must be token ids of the language model "
             f"(vocab_size={vocab_size}).",
         )
         require(

@@ -59,8 +59,8 @@ class LlamoCrossTalkerOutput(ModelOutput):
             Key-frame features after local/global context and fusion (E8-E10), before the projector (E11).
         fused_text (`torch.FloatTensor` of shape `(num_clips, L, hidden_size)`, *optional*):
             Instruction-token features that attended to the key frames (E10).
-        key_frame_indices, evenly_spaced_key_frames, frame_scores, window_radii, asked_span_logits: see
-            [`LlamoMediaOutput`].
+        key_frame_indices, evenly_spaced_key_frames, frame_scores, window_radii, asked_span_logits,
+            repetition_counts: see [`LlamoMediaOutput`].
     """
 
     key_features: torch.FloatTensor | None = None
@@ -70,6 +70,7 @@ class LlamoCrossTalkerOutput(ModelOutput):
     frame_scores: torch.FloatTensor | None = None
     window_radii: torch.FloatTensor | None = None
     asked_span_logits: torch.FloatTensor | None = None
+    repetition_counts: torch.FloatTensor | None = None
 
 
 @dataclass
@@ -94,6 +95,9 @@ class LlamoMediaOutput(ModelOutput):
         asked_span_logits (`torch.FloatTensor` of shape `(num_clips, T)`, *optional*):
             With `use_asked_span_head`: per frame, the logit that it lies in the stretch the question asks about
             ([`LlamoAskedSpanHead`]); the dtype's lowest value on padding frames.
+        repetition_counts (`torch.FloatTensor` of shape `(num_clips,)`, *optional*):
+            With `use_count_head`: the count head's reading of the repetitions in that stretch ([`LlamoCountHead`]),
+            which the last placeholder slot carries to the language model as a number word.
         estimator_loss (`torch.FloatTensor`, *optional*):
             Auxiliary regression loss of the Motion Estimator on clips that have both video and motion.
     """
@@ -105,6 +109,7 @@ class LlamoMediaOutput(ModelOutput):
     frame_scores: torch.FloatTensor | None = None
     window_radii: torch.FloatTensor | None = None
     asked_span_logits: torch.FloatTensor | None = None
+    repetition_counts: torch.FloatTensor | None = None
     estimator_loss: torch.FloatTensor | None = None
 
 
@@ -117,6 +122,7 @@ class LlamoModelOutputWithPast(BaseModelOutputWithPast):
     frame_scores: torch.FloatTensor | None = None
     window_radii: torch.FloatTensor | None = None
     asked_span_logits: torch.FloatTensor | None = None
+    repetition_counts: torch.FloatTensor | None = None
     estimator_loss: torch.FloatTensor | None = None
 
 
@@ -125,16 +131,19 @@ class LlamoCausalLMOutputWithPast(CausalLMOutputWithPast):
     """[`CausalLMOutputWithPast`] plus what the question selected: see [`LlamoMediaOutput`]; and `grounding_loss`,
     [`key_frame_grounding_loss`] (unweighted) when `key_frame_targets` were given and the config weighs it; and
     `asked_span_loss`, [`asked_span_loss`] (unweighted) when `asked_frame_targets` were given to a model with the
-    asked-span head."""
+    asked-span head; and `count_loss`, [`repetition_count_loss`] (unweighted) when `count_targets` were given to a
+    model with the count head."""
 
     key_frame_indices: torch.LongTensor | None = None
     evenly_spaced_key_frames: torch.BoolTensor | None = None
     frame_scores: torch.FloatTensor | None = None
     window_radii: torch.FloatTensor | None = None
     asked_span_logits: torch.FloatTensor | None = None
+    repetition_counts: torch.FloatTensor | None = None
     estimator_loss: torch.FloatTensor | None = None
     grounding_loss: torch.FloatTensor | None = None
     asked_span_loss: torch.FloatTensor | None = None
+    count_loss: torch.FloatTensor | None = None
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -557,6 +566,45 @@ def asked_span_loss(span_logits, asked_frame_targets):
     return F.binary_cross_entropy_with_logits(span_logits.float()[counted], targets[counted])
 
 
+class LlamoCountHead(nn.Module):
+    """Ours (the paper has no such head): the repetition count of the stretch the question asks about, as the sum
+    over its frames of a per-frame repetition density (repetitions per frame, >= 0), each frame weighted by the
+    asked-span head's probability that it lies in that stretch. A density, as in repetition-counting work, rather
+    than a read-out of K fixed slots: the sum is the same count however long the stretch is and wherever it lies,
+    and each frame's density needs only the local period, which a window of dilated convolutions sees. A linear
+    read-out of the key frames the language model receives found 0.69 of the counts within one at best
+    (README, "Where it fails"), and the language model found fewer."""
+
+    dilations = (1, 2, 4, 8)  # kernel 5: the stack sees 61 frames, several periods of the slowest repetition
+    initial_density = -3.0  # softplus(-3) ~ 0.05 repetitions per frame: a count of a few over a typical stretch
+
+    def __init__(self, config: LlamoConfig):
+        super().__init__()
+        self.norm = nn.LayerNorm(config.hidden_size)
+        self.context = LlamoTemporalConvs(config, self.dilations, kernel_size=5)
+        self.out = nn.Linear(config.hidden_size, 1, bias=False)
+        self.density_bias = nn.Parameter(torch.tensor(self.initial_density))
+
+    def forward(self, motion_features, frame_mask, span_logits):
+        """`(num_clips,)` counts: `sum_t sigmoid(span_logit_t) * density_t` over the valid frames. The span's
+        probabilities are detached: the count's loss trains the densities, the span head has its own."""
+        hidden = self.context(self.norm(motion_features), frame_mask)
+        density = F.softplus(self.out(hidden).squeeze(-1).float() + self.density_bias.float())
+        in_span = torch.sigmoid(span_logits.detach().float()) * frame_mask.float()
+        return (in_span * density).sum(-1)
+
+
+def repetition_count_loss(repetition_counts, count_targets):
+    """The count head's loss (`LlamoConfig.count_loss_weight`): smooth L1 (Huber, delta 1 repetition) between each
+    clip's reading and its question's count, over the clips whose question asks for one (`count_targets` > 0);
+    None when none does."""
+    targets = count_targets.to(repetition_counts.device, torch.float32).flatten()
+    counted = targets > 0
+    if not bool(counted.any()):
+        return None
+    return F.smooth_l1_loss(repetition_counts.float()[counted], targets[counted])
+
+
 class LlamoCrossTalker(nn.Module):
     """Module 2 of the paper: the question picks the moments that matter, which then gather context.
 
@@ -584,6 +632,7 @@ class LlamoCrossTalker(nn.Module):
             self.frames_attend_text = LlamoAttentionBlock(config)
             self.text_attends_frames = LlamoAttentionBlock(config)
         self.asked_span_head = LlamoAskedSpanHead(config) if config.use_asked_span_head else None
+        self.count_head = LlamoCountHead(config) if config.use_count_head else None
 
     def frame_scores(self, text_features, text_mask, motion_features, frame_mask):
         """E5-E6: per-frame scores, 0 on padding frames. Clips with no instruction token get uniform scores."""
@@ -677,9 +726,11 @@ class LlamoCrossTalker(nn.Module):
     def forward(self, motion_features, frame_mask, text_embeds, text_mask):
         text_features = self.text_proj(text_embeds)
         scores, has_text = self.frame_scores(text_features, text_mask, motion_features, frame_mask)
-        span_logits = None
+        span_logits, counts = None, None
         if self.asked_span_head is not None:
             span_logits = self.asked_span_head(motion_features, frame_mask, text_features, text_mask)
+        if self.count_head is not None:
+            counts = self.count_head(motion_features, frame_mask, span_logits)
         key_indices, evenly_spaced = self.select_key_frames(scores, frame_mask, has_text, span_logits)
         gather_index = key_indices[..., None].expand(-1, -1, motion_features.shape[-1])
         key_features = torch.gather(motion_features, 1, gather_index)
@@ -709,6 +760,7 @@ class LlamoCrossTalker(nn.Module):
             frame_scores=scores,
             window_radii=radii,
             asked_span_logits=span_logits,
+            repetition_counts=counts,
         )
 
 
@@ -763,6 +815,9 @@ class LlamoPreTrainedModel(PreTrainedModel):
         if isinstance(module, LlamoTextGate):
             with torch.no_grad():
                 module.gate.zero_()
+        if isinstance(module, LlamoCountHead):
+            with torch.no_grad():
+                module.density_bias.fill_(LlamoCountHead.initial_density)
 
     def apply_freezing(self):
         """Freezes what the config says is frozen (vision tower by default, as in the paper)."""
@@ -932,6 +987,10 @@ class LlamoModel(LlamoPreTrainedModel):
         clip_guidance = guidance_mask[clip_rows].bool()
         selection = self.cross_talker(motion_features, timeline_mask, clip_text, clip_guidance)
         key_frame_embeds = self.multi_modal_projector(selection.key_features)  # E11
+        if selection.repetition_counts is not None:
+            # The last slot carries the count head's reading instead of a frame (`use_count_head`).
+            count_embeds = self.count_word_embeds(selection.repetition_counts).to(key_frame_embeds.dtype)
+            key_frame_embeds = torch.cat([key_frame_embeds[:, :-1], count_embeds[:, None]], dim=1)
 
         text_delta = None
         if selection.fused_text is not None:
@@ -945,8 +1004,22 @@ class LlamoModel(LlamoPreTrainedModel):
             frame_scores=selection.frame_scores,
             window_radii=selection.window_radii,
             asked_span_logits=selection.asked_span_logits,
+            repetition_counts=selection.repetition_counts,
             estimator_loss=estimator_loss,
         )
+
+    def count_word_embeds(self, repetition_counts):
+        """`(num_clips, text_hidden)`: each count as the language model's own input embedding of its number word's
+        first token (`config.count_word_token_ids`), between the two nearest whole counts' linearly, clamped to the
+        words there are; so the answer can be copied from the prompt. Detached: the answer loss does not train the
+        count head or those embedding rows through it."""
+        token_ids = torch.tensor(self.config.count_word_token_ids, device=repetition_counts.device)
+        words = self.get_input_embeddings()(token_ids).detach().float()
+        position = (repetition_counts.detach().float() - 1).clamp(0, len(token_ids) - 1)
+        low = position.floor().long()
+        high = (low + 1).clamp(max=len(token_ids) - 1)
+        share = (position - low)[:, None]
+        return words[low] * (1 - share) + words[high] * share
 
     def prompt_media_features(self, inputs_embeds, placeholder_mask, attention_mask=None, guidance_mask=None,
                               **media_inputs) -> LlamoMediaOutput:
@@ -1057,6 +1130,7 @@ class LlamoModel(LlamoPreTrainedModel):
             frame_scores=media.frame_scores,
             window_radii=media.window_radii,
             asked_span_logits=media.asked_span_logits,
+            repetition_counts=media.repetition_counts,
             estimator_loss=media.estimator_loss,
         )
 
@@ -1112,6 +1186,7 @@ class LlamoForConditionalGeneration(LlamoPreTrainedModel, GenerationMixin):
         labels: torch.LongTensor | None = None,
         key_frame_targets: torch.Tensor | None = None,
         asked_frame_targets: torch.Tensor | None = None,
+        count_targets: torch.Tensor | None = None,
         use_cache: bool | None = None,
         logits_to_keep: int | torch.Tensor = 0,
         **kwargs,
@@ -1127,6 +1202,10 @@ class LlamoForConditionalGeneration(LlamoPreTrainedModel, GenerationMixin):
             1 on the frames of the stretch each clip's question asks about (`LlamoDataCollator(...,
             asked_frame_targets=True)`); with `config.use_asked_span_head` they add `asked_span_loss`, weighted by
             `config.asked_span_loss_weight`, to the loss (given labels).
+        count_targets (`torch.Tensor` of shape `(num_clips,)`, *optional*):
+            The count each clip's question asks for, 0 where it asks none (`LlamoDataCollator(...,
+            count_targets=True)`); with `config.use_count_head` they add `repetition_count_loss`, weighted by
+            `config.count_loss_weight`, to the loss (given labels).
         See [`LlamoModel.forward`] for the media arguments.
         """
         outputs = self.model(
@@ -1164,6 +1243,11 @@ class LlamoForConditionalGeneration(LlamoPreTrainedModel, GenerationMixin):
             span_loss = asked_span_loss(outputs.asked_span_logits, asked_frame_targets)
             if loss is not None and span_loss is not None:
                 loss = loss + self.config.asked_span_loss_weight * span_loss
+        count_loss = None
+        if count_targets is not None and outputs.repetition_counts is not None:
+            count_loss = repetition_count_loss(outputs.repetition_counts, count_targets)
+            if loss is not None and count_loss is not None:
+                loss = loss + self.config.count_loss_weight * count_loss
         return LlamoCausalLMOutputWithPast(
             loss=loss,
             logits=logits,
@@ -1175,9 +1259,11 @@ class LlamoForConditionalGeneration(LlamoPreTrainedModel, GenerationMixin):
             frame_scores=outputs.frame_scores,
             window_radii=outputs.window_radii,
             asked_span_logits=outputs.asked_span_logits,
+            repetition_counts=outputs.repetition_counts,
             estimator_loss=outputs.estimator_loss,
             grounding_loss=grounding_loss,
             asked_span_loss=span_loss,
+            count_loss=count_loss,
         )
 
     def answer_loss(self, hidden_states: torch.Tensor, labels: torch.LongTensor, **kwargs) -> torch.Tensor:

@@ -261,6 +261,35 @@ def test_count_probe_reads_the_asked_segment_the_key_frames_and_the_clip(suite_a
     assert "| test | head's span |" in table and "| test | 3 | head's span |" in table
 
 
+def test_count_head_readings_score_the_heads_own_counts_and_answers_report_them(suite_and_checkpoint):
+    """`count_head_readings`: the count head's reading of the split's counting questions (the ones
+    `evaluate_split` asks), rounded, scored against the true counts; a model without the head is refused. An
+    answer from a model with the head reports its reading and leaves out the last slot's frame (it holds the
+    reading)."""
+    from llamo import inference
+    from llamo.evaluation.harness import LlamoPredictor
+    from llamo.evaluation.suite import count_head_readings
+
+    data, checkpoint = suite_and_checkpoint
+    processor = LlamoPredictor(*inference.load(checkpoint), max_new_tokens=4, batch_size=5).processor
+    with pytest.raises(ValueError, match="no count head"):
+        count_head_readings(LlamoPredictor(*inference.load(checkpoint), batch_size=5), data, "test", limit=30)
+    model = tiny_model(processor, seed=0, use_asked_span_head=True, use_count_head=True,
+                       count_word_token_ids=list(range(10, 22))).eval()
+    headed = LlamoPredictor(model, processor, max_new_tokens=4, batch_size=5)
+    result = count_head_readings(headed, data, "test", limit=30)
+    counting = sample_items(data, "test", 30)[1]
+    assert result["counts"] == [float(item.answer) for item in counting] and result["total"] == len(counting)
+    error = (torch.tensor(result["readings"]).round() - torch.tensor(result["counts"])).abs()
+    assert result["obo"] == pytest.approx(float((error <= 1).float().mean()))
+    assert result["mae"] == pytest.approx(float(error.mean())) and all(r >= 0 for r in result["readings"])
+    item = counting[0]
+    reply = inference.answer(model, processor, headed.messages(item), max_new_tokens=2,
+                             processor_kwargs={"motion_fps": float(item.fps), "up_axis": item.up_axis})
+    assert len(reply.repetition_counts) == 1 and reply.repetition_counts[0] >= 0
+    assert len(reply.key_frame_indices[0]) == model.config.num_key_frames - 1
+
+
 def test_retrain_reuses_only_the_finished_run_of_the_same_variant(tmp_path):
     """`--retrain` skips training when a variant's folder already holds weights; those must be that variant's
     finished run, or its row would report another model."""

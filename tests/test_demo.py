@@ -88,10 +88,11 @@ def test_train_demo_continues_the_shipped_weights_and_records_its_suite(tmp_path
     demo.load_shipped_state(demo.wrap_for_training(model), processor, output / "llamo-demo.safetensors")
 
 
-def test_train_demo_adds_and_fits_the_asked_span_head_alone(tmp_path):
-    """A continued run may add the asked-span head (fresh weights) and fit it alone first (`--span-head-steps`,
-    no joint step here): only the head's tensors are new or changed, the recipe keeps the head's loss curve, and
-    the weights load into the demo architecture with the head and `key_frame_rule="asked_span"`."""
+def test_train_demo_adds_and_fits_the_asked_span_and_count_heads_alone(tmp_path):
+    """A continued run may add the asked-span head and the count head (fresh weights) and fit them alone first
+    (`--span-head-steps`, then `--count-head-steps` on counting questions; no joint step here): only the heads'
+    tensors are new or changed, the recipe keeps each head's loss curve, and the weights load into the demo
+    architecture with the heads, `key_frame_rule="asked_span"` and SmolLM2's number words."""
     import json
 
     import torch
@@ -100,21 +101,25 @@ def test_train_demo_adds_and_fits_the_asked_span_head_alone(tmp_path):
     train_demo = load_example("train_demo")
     suite, output = tmp_path / "suite", tmp_path / "weights"
     train_demo.main(["--init-from", demo.DEMO_WEIGHTS_DIR, "--data", str(suite), "--num-sequences", "12",
-                     "--steps", "0", "--batch-size", "2", "--span-head-steps", "3",
+                     "--steps", "0", "--batch-size", "2", "--span-head-steps", "3", "--count-head-steps", "3",
                      "--config", "use_asked_span_head=true", "--config", "key_frame_rule=asked_span",
-                     "--output", str(output)])
+                     "--config", "use_count_head=true", "--output", str(output)])
     with open(output / "recipe.json") as f:
         recipe = json.load(f)
     assert recipe["config_overrides"]["use_asked_span_head"] is True
     assert len(recipe["asked_span_head_only_loss_curve_every_20"]) == 1
     assert 0 < recipe["asked_span_head_only_loss_curve_every_20"][0] < 10
+    assert len(recipe["count_head_only_loss_curve_every_20"]) == 1
+    assert 0 < recipe["count_head_only_loss_curve_every_20"][0] < 20
     before, after = load_file(demo.DEMO_WEIGHTS), load_file(output / "llamo-demo.safetensors")
     added = set(after) - set(before)
-    assert added and all("asked_span_head" in name for name in added) and set(before) <= set(after)
+    assert added and all("asked_span_head" in name or "count_head" in name for name in added)
+    assert any("count_head" in name for name in added) and set(before) <= set(after)
     assert all(torch.equal(before[name], after[name]) for name in before)  # the head trained alone
     model, processor, _ = demo.build_untrained(motion_mean=recipe["motion_mean"], motion_std=recipe["motion_std"],
                                                **demo.recipe_config_overrides(recipe))
-    assert model.config.key_frame_rule == "asked_span"
+    assert model.config.key_frame_rule == "asked_span" and model.config.use_count_head
+    assert processor.tokenizer.decode(model.config.count_word_token_ids[6]) == "seven"
     demo.load_shipped_state(demo.wrap_for_training(model), processor, output / "llamo-demo.safetensors")
 
 

@@ -296,6 +296,26 @@ def test_collator_builds_key_frame_targets_from_the_questions_segments(tmp_path,
     assert out.grounding_loss is not None and out.asked_span_loss is not None and torch.isfinite(out.loss)
 
 
+def test_collator_builds_count_targets_from_the_counting_questions(tmp_path, processor):
+    """`LlamoDataCollator(count_targets=True)`: each counting question's gold count, 0 for every other question;
+    a model with the count head turns them into its loss."""
+    from llamo.data.motion_qa import generate_suite
+
+    generate_suite(tmp_path, num_sequences=8, seed=1)
+    rows = babel_qa_conversations(str(tmp_path), "train", representation="joints22", focus=True)
+    kinds = [json.loads(row["metadata"])["query_type"] for row in rows]
+    chosen = [rows[i] for i, kind in enumerate(kinds) if kind == "query_count"][:3]
+    chosen += [rows[i] for i, kind in enumerate(kinds) if kind != "query_count"][:2]
+    assert len(chosen) == 5
+    batch = LlamoDataCollator(processor, asked_frame_targets=True, count_targets=True)(chosen)
+    expected = [float(json.loads(row["metadata"])["answer"]) for row in chosen[:3]] + [0.0, 0.0]
+    assert batch["count_targets"].tolist() == expected and min(expected[:3]) >= 1
+    model = tiny_model(processor, use_asked_span_head=True, use_count_head=True,
+                       count_word_token_ids=list(range(10, 22)))
+    out = model(**batch)
+    assert out.count_loss is not None and out.repetition_counts.shape == (5,) and torch.isfinite(out.loss)
+
+
 def test_score_answer():
     metadata = {"query_type": "query_action", "answer": "walk"}
     assert score_answer("The person is walking.", "walk", metadata)

@@ -52,6 +52,10 @@ def test_config_defaults_reproduce_the_paper():
         ({"key_frame_grounding_mode": "peak"}, "key_frame_grounding_mode"),
         ({"key_frame_rule": "asked_span"}, "use_asked_span_head"),
         ({"use_asked_span_head": True, "asked_span_loss_weight": -1.0}, "asked_span_loss_weight"),
+        ({"use_count_head": True, "count_word_token_ids": [5, 6]}, "use_asked_span_head"),
+        ({"use_asked_span_head": True, "use_count_head": True}, "count_word_token_ids"),
+        ({"use_asked_span_head": True, "use_count_head": True, "count_word_token_ids": [5, 500]}, "vocab_size"),
+        ({"count_loss_weight": -1.0}, "count_loss_weight"),
     ],
 )
 def test_invalid_config_raises(overrides, message):
@@ -407,6 +411,72 @@ def test_asked_span_loss_is_the_frames_binary_cross_entropy_and_trains_the_head_
                                              **media)
     torch.testing.assert_close(media_only.asked_span_logits, model.eval()(input_ids=ids, **media).asked_span_logits)
     assert LlamoForConditionalGeneration(tiny_config()).model.cross_talker.asked_span_head is None
+
+
+COUNT_WORDS = [10, 11, 12, 13, 14, 15]  # stand-ins for "one" ... "six" in the tiny vocabulary
+
+
+def test_count_head_reads_a_sum_of_densities_over_the_asked_span_and_writes_a_number_word():
+    """`LlamoCountHead`: sum over frames of sigmoid(span logit) x density (padding and frames outside the span add
+    nothing); `repetition_count_loss` is smooth L1 over the clips whose question asks a count, weighted into the
+    loss, and trains the head's densities but not the span head; the last placeholder slot holds the language
+    model's embedding of the reading's number word (between two words linearly, clamped), whatever the frames."""
+    import torch.nn.functional as F
+
+    from modeling_llamo.modeling_llamo import repetition_count_loss
+
+    counts = torch.tensor([3.5, 7.0, 2.0])
+    targets = torch.tensor([3.0, 0.0, 4.0])  # clip 2 asks no count
+    torch.testing.assert_close(repetition_count_loss(counts, targets),
+                               F.smooth_l1_loss(torch.tensor([3.5, 2.0]), torch.tensor([3.0, 4.0])))
+    assert repetition_count_loss(counts, torch.zeros(3)) is None
+
+    torch.manual_seed(0)
+    config = tiny_config(use_asked_span_head=True, use_count_head=True, count_word_token_ids=COUNT_WORDS,
+                         count_loss_weight=0.5)
+    model = LlamoForConditionalGeneration(config).train()
+    head = model.model.cross_talker.count_head
+    assert float(head.density_bias.detach()) == head.initial_density
+    ids, media = torch.tensor([make_prompt()]), clip_inputs(frames=12)
+    media["motion_mask"] = torch.ones(1, 12, dtype=torch.long)
+    media["motion_mask"][0, 10:] = 0
+    plain = model(input_ids=ids, labels=ids, **media)
+    out = model(input_ids=ids, labels=ids, count_targets=torch.tensor([4.0]), **media)
+    assert plain.count_loss is None and out.repetition_counts.shape == (1,)
+    torch.testing.assert_close(out.loss, plain.loss + 0.5 * out.count_loss)
+
+    # The reading by hand: the head's densities on the enhanced features, weighted by the span's probabilities.
+    seen = {}
+    handle = head.register_forward_hook(lambda module, args, result: seen.update(args=args))
+    model(input_ids=ids, **media)
+    handle.remove()
+    features, frame_mask, span_logits = seen["args"]
+    hidden = head.context(head.norm(features), frame_mask)
+    density = F.softplus(head.out(hidden).squeeze(-1) + head.density_bias)
+    expected = (torch.sigmoid(span_logits) * frame_mask * density).sum(-1)
+    torch.testing.assert_close(out.repetition_counts, expected)
+
+    model.zero_grad()
+    out.count_loss.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in head.parameters())
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in model.model.cross_talker.asked_span_head.parameters())
+
+    inner = model.model
+    words = inner.get_input_embeddings().weight[COUNT_WORDS]
+    written = inner.count_word_embeds(torch.tensor([1.0, 2.25, 6.0, 40.0, -3.0]))
+    torch.testing.assert_close(written, torch.stack([words[0], 0.75 * words[1] + 0.25 * words[2], words[5],
+                                                     words[5], words[0]]))
+    # What the language model receives in the last slot is that word; the other K - 1 slots are key frames.
+    seen.clear()
+    handle = inner.language_model.register_forward_pre_hook(lambda module, args, kwargs: seen.update(kwargs),
+                                                            with_kwargs=True)
+    with torch.no_grad():
+        counts = model.eval()(input_ids=ids, **media).repetition_counts
+    handle.remove()
+    slots = seen["inputs_embeds"][0, ids[0] == MOTION_TOKEN_ID]
+    assert slots.shape[0] == NUM_KEY_FRAMES
+    torch.testing.assert_close(slots[-1], inner.count_word_embeds(counts)[0])
+    assert LlamoForConditionalGeneration(tiny_config(use_asked_span_head=True)).model.cross_talker.count_head is None
 
 
 def test_outputs_mark_the_evenly_spaced_key_frames():

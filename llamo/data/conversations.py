@@ -362,6 +362,9 @@ class LlamoDataCollator:
             hold one clip each.
         asked_frame_targets: also return `asked_frame_targets`, the same from the metadata's `asked_seconds` (the
             asked segment alone), for the asked-span head's loss.
+        count_targets: also return `count_targets` `(num_clips,)`: the count a row's question asks for (metadata
+            `query_type` "query_count", its `answer`), 0 for every other row, for the count head's loss. Rows
+            must then hold one clip each.
     """
 
     processor: object
@@ -373,6 +376,7 @@ class LlamoDataCollator:
     augment: Callable[[list[dict]], list[dict]] | None = None
     key_frame_targets: bool = False
     asked_frame_targets: bool = False
+    count_targets: bool = False
     seen_ids: list = field(default_factory=list)
     skipped: list = field(default_factory=list)
 
@@ -403,6 +407,8 @@ class LlamoDataCollator:
             batch["key_frame_targets"] = focus_targets(examples, batch)
         if self.asked_frame_targets:
             batch["asked_frame_targets"] = focus_targets(examples, batch, spans="asked_seconds")
+        if self.count_targets:
+            batch["count_targets"] = count_targets(examples, batch)
         return batch
 
     def __call__(self, examples: list[dict]):
@@ -448,6 +454,12 @@ class LlamoDataCollator:
         return good, failures
 
 
+def row_metadata(example: dict) -> dict:
+    """A conversation row's metadata as a dict (rows keep it as a JSON string)."""
+    metadata = example.get("metadata") or "{}"
+    return json.loads(metadata) if isinstance(metadata, str) else metadata
+
+
 def focus_targets(examples: list[dict], batch, spans: str = "focus_seconds") -> torch.Tensor:
     """`(num_clips, T)` float: 1 where a clip's timeline (`frame_timestamps`, valid frames only) falls in one of
     its row's `[start, end)` spans under the metadata key `spans` (the row's JSON metadata); one clip per row."""
@@ -462,11 +474,23 @@ def focus_targets(examples: list[dict], batch, spans: str = "focus_seconds") -> 
             valid[:, : mask.shape[1]] |= mask
     targets = torch.zeros(times.shape, dtype=torch.float32)
     for row, example in enumerate(examples):
-        metadata = example.get("metadata") or "{}"
-        metadata = json.loads(metadata) if isinstance(metadata, str) else metadata
-        for start, end in metadata.get(spans) or []:
+        for start, end in row_metadata(example).get(spans) or []:
             targets[row] += ((times[row] >= start) & (times[row] < end) & valid[row]).float()
     return targets.clamp(max=1.0)
+
+
+def count_targets(examples: list[dict], batch) -> torch.Tensor:
+    """`(num_clips,)` float: the count each row's question asks for (metadata `query_type` "query_count" and its
+    gold `answer`), 0 for a row that asks none; one clip per row."""
+    num_clips = batch["frame_timestamps"].shape[0]
+    if num_clips != len(examples):
+        raise ValueError(f"Count targets need one clip per row; {len(examples)} rows hold {num_clips} clips.")
+    targets = torch.zeros(num_clips, dtype=torch.float32)
+    for row, example in enumerate(examples):
+        metadata = row_metadata(example)
+        if metadata.get("query_type") == "query_count":
+            targets[row] = float(metadata["answer"])
+    return targets
 
 
 def check_media(dataset, processor, on_error: str = "raise", default_motion_fps: float | None = None, processor_kwargs=None):

@@ -235,6 +235,30 @@ def key_frame_placement(predictor, data, split: str, limit: int = 300, seed: int
     return "\n".join(lines)
 
 
+def count_head_readings(predictor, data, split: str, limit: int = 300, seed: int = 0, modality: str = "motion") -> dict:
+    """The count head's own reading (`use_count_head`) of `split`'s counting questions (the ones `evaluate_split`
+    asks: a third of `limit`), rounded to whole counts, against the true counts: `{"obo", "exact", "mae", "total",
+    "readings", "counts"}`. What the language model can copy from the last placeholder slot, so a gap between
+    this and its answers is the language model's. One forward pass per batch (the prefill), no generation."""
+    import torch
+    from tqdm.auto import tqdm
+
+    if not getattr(predictor.model.config, "use_count_head", False):
+        raise ValueError("count_head_readings: the model has no count head (`use_count_head=False`).")
+    counting = sample_items(data, split, limit, seed, modality)[1]
+    readings = []
+    for start in tqdm(range(0, len(counting), predictor.batch_size), desc=f"{split}: count head", unit="batch"):
+        batch = counting[start:start + predictor.batch_size]
+        with torch.inference_mode():
+            output = predictor.model(**predictor.model_inputs(batch), logits_to_keep=1)
+        readings += output.repetition_counts.float().cpu().tolist()
+    said = torch.tensor(readings).round().clamp(min=0)
+    true = torch.tensor([float(item.answer) for item in counting])
+    error = (said - true).abs()
+    return {"obo": float((error <= 1).float().mean()), "exact": float((error == 0).float().mean()),
+            "mae": float(error.mean()), "total": len(error), "readings": readings, "counts": true.tolist()}
+
+
 PROBE_JITTERS = (0.05, 0.2)  # the asked segment's ends moved by up to these shares of its length
 
 
@@ -427,5 +451,5 @@ def table_row(label: str, result: dict) -> str:
 
 
 __all__ = ["CHOICE_TYPES", "MODALITIES", "PAIRED_MEASURES", "choice_correctness", "count_within_one",
-           "error_breakdown", "evaluate_split", "key_frame_placement", "paired_table",
+           "count_head_readings", "error_breakdown", "evaluate_split", "key_frame_placement", "paired_table",
            "question_segments", "sample_items", "table_header", "table_row", "count_probe"]
