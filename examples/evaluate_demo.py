@@ -86,11 +86,12 @@ def main(argv=None):
             os.path.join(args.output, split), args.data)
     if getattr(predictor.model.config, "use_count_head", False):
         table += ("\n\nThe count head's own reading (rounded), what the last placeholder slot hands the language "
-                  "model:\n\n| split | OBO | exact | MAE (n) |\n|---|---|---|---|")
+                  "model:\n\n| split | count OBZ | OBO | MAE | RMSE (n) |\n|---|---|---|---|---|")
         for split in args.splits:
             head = count_head_readings(predictor, args.data, split, limit=args.limit, seed=args.seed,
                                        modality=args.modality)
-            table += f"\n| {split} | {head['obo']:.3f} | {head['exact']:.3f} | {head['mae']:.2f} ({head['total']}) |"
+            table += (f"\n| {split} | {head['obz']:.3f} | {head['obo']:.3f} | {head['mae']:.3f} | "
+                      f"{head['rmse']:.2f} ({head['total']}) |")
     for split in args.splits if args.key_frames else []:
         table += f"\n\n{split}, where the key frames fall:\n\n" + key_frame_placement(
             predictor, args.data, split, limit=args.limit, seed=args.seed, modality=args.modality)

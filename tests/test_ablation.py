@@ -282,7 +282,7 @@ def test_count_head_readings_score_the_heads_own_counts_and_answers_report_them(
     assert result["counts"] == [float(item.answer) for item in counting] and result["total"] == len(counting)
     error = (torch.tensor(result["readings"]).round() - torch.tensor(result["counts"])).abs()
     assert result["obo"] == pytest.approx(float((error <= 1).float().mean()))
-    assert result["mae"] == pytest.approx(float(error.mean())) and all(r >= 0 for r in result["readings"])
+    assert result["obz"] == pytest.approx(float((error == 0).float().mean())) and all(r >= 0 for r in result["readings"])
     item = counting[0]
     reply = inference.answer(model, processor, headed.messages(item), max_new_tokens=2,
                              processor_kwargs={"motion_fps": float(item.fps), "up_axis": item.up_axis})

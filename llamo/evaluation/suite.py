@@ -237,11 +237,14 @@ def key_frame_placement(predictor, data, split: str, limit: int = 300, seed: int
 
 def count_head_readings(predictor, data, split: str, limit: int = 300, seed: int = 0, modality: str = "motion") -> dict:
     """The count head's own reading (`use_count_head`) of `split`'s counting questions (the ones `evaluate_split`
-    asks: a third of `limit`), rounded to whole counts, against the true counts: `{"obo", "exact", "mae", "total",
-    "readings", "counts"}`. What the language model can copy from the last placeholder slot, so a gap between
-    this and its answers is the language model's. One forward pass per batch (the prefill), no generation."""
+    asks: a third of `limit`), rounded to whole counts and scored as the answers are (`counting_metrics`: OBZ,
+    OBO, relative MAE, RMSE), plus `"readings"` and `"counts"`. What the language model can copy from the last
+    placeholder slot, so a gap between this and its answers is the language model's. One forward pass per batch
+    (the prefill), no generation."""
     import torch
     from tqdm.auto import tqdm
+
+    from .metrics import counting_metrics
 
     if not getattr(predictor.model.config, "use_count_head", False):
         raise ValueError("count_head_readings: the model has no count head (`use_count_head=False`).")
@@ -252,11 +255,9 @@ def count_head_readings(predictor, data, split: str, limit: int = 300, seed: int
         with torch.inference_mode():
             output = predictor.model(**predictor.model_inputs(batch), logits_to_keep=1)
         readings += output.repetition_counts.float().cpu().tolist()
-    said = torch.tensor(readings).round().clamp(min=0)
-    true = torch.tensor([float(item.answer) for item in counting])
-    error = (said - true).abs()
-    return {"obo": float((error <= 1).float().mean()), "exact": float((error == 0).float().mean()),
-            "mae": float(error.mean()), "total": len(error), "readings": readings, "counts": true.tolist()}
+    counts = [float(item.answer) for item in counting]
+    return {**counting_metrics([max(0, round(reading)) for reading in readings], counts), "readings": readings,
+            "counts": counts}
 
 
 PROBE_JITTERS = (0.05, 0.2)  # the asked segment's ends moved by up to these shares of its length
